@@ -4,8 +4,13 @@
 
 use pyo3::prelude::*;
 
+mod index;
+mod store;
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", mmlop_core::VERSION)?;
+    index::register(m)?;
+    store::register(m)?;
     Ok(())
 }

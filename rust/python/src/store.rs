@@ -1,0 +1,7 @@
+//! Python binding of `mmlop_core::store`.
+
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}
