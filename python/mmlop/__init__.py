@@ -1,6 +1,14 @@
 """mmlop: Multi-Modal Low-Rank Prompting (MMLoP) for few-shot adaptation of open_clip CLIP models.
 
 The public API is listed in ``__all__``; everything else is reached through submodules.
+
+Quick use::
+
+    import mmlop
+    base = mmlop.load_base("ViT-B-16", pretrained="openai")      # QuickGELU chosen for OpenAI weights
+    model = mmlop.MMLoP(base)                                    # 11,556 trainable parameters
+    clf = mmlop.Classifier.from_pretrained("runs/pets/prompts", base, ["cat", "dog"])
+    clf.predict(images)
 """
 
 from importlib.metadata import PackageNotFoundError, version as _pkg_version
@@ -10,4 +18,40 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
 
-__all__ = ["__version__"]
+from mmlop.config import ConfigError, LossConfig, MethodConfig, PromptConfig, TeacherConfig  # noqa: E402
+from mmlop.inference import Classifier, predict  # noqa: E402
+from mmlop.losses import logit_kl, mmlop_loss, uniform_drift_correction  # noqa: E402
+from mmlop.model import (  # noqa: E402
+    BaseCLIP,
+    MMLoP,
+    QuickGeluMismatchError,
+    UnsupportedModelError,
+    base_from_model,
+    load_base,
+)
+from mmlop.model.io import PromptMismatchError, load_prompts, save_prompts  # noqa: E402
+from mmlop.model.teacher import frozen_text_features  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "BaseCLIP",
+    "Classifier",
+    "ConfigError",
+    "LossConfig",
+    "MMLoP",
+    "MethodConfig",
+    "PromptConfig",
+    "PromptMismatchError",
+    "QuickGeluMismatchError",
+    "TeacherConfig",
+    "UnsupportedModelError",
+    "base_from_model",
+    "frozen_text_features",
+    "load_base",
+    "load_prompts",
+    "logit_kl",
+    "mmlop_loss",
+    "predict",
+    "save_prompts",
+    "uniform_drift_correction",
+]

@@ -1,0 +1,103 @@
+"""Classifying images among any list of class names with learned prompts (method.md §8).
+
+Once per class set: the frozen template-ensemble features g0, the prompted text features, and their drift
+correction over that set. Per image: prompted image features. Predictions depend on which classes are scored
+together, because drift correction averages over the class set given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from open_clip.transform import image_transform
+from PIL import Image
+from torch import Tensor
+
+from mmlop.config import TeacherConfig
+from mmlop.losses import uniform_drift_correction
+from mmlop.model.factory import BaseCLIP
+from mmlop.model.io import load_prompts
+from mmlop.model.prompted import MMLoP
+from mmlop.model.teacher import frozen_text_features
+from mmlop.templates import get_templates
+
+
+class Classifier:
+    """A text classifier over a fixed class list.
+
+    Args:
+        model: A prompted model (or a depth-0 one for zero-shot CLIP).
+        classnames: The classes to score, in label order.
+        udc: Apply uniform drift correction over ``classnames`` (the paper does at test time).
+        teacher: Templates for the frozen features g0 that drift correction needs.
+        zero_shot_template: For a model without text prompts: use this single template (e.g.
+            ``"a photo of a {}."``) instead of the ensemble, as the zero-shot CLIP baseline does.
+        chunk_size: Classes per text-encoder pass.
+    """
+
+    def __init__(self, model: MMLoP, classnames: Sequence[str], *, udc: bool = True,
+                 teacher: TeacherConfig | None = None, zero_shot_template: str | None = None,
+                 chunk_size: int = 256):
+        if not classnames:
+            raise ValueError("classnames is empty: expected at least one class name")
+        self.model = model
+        self.classnames = list(classnames)
+        teacher = teacher or TeacherConfig()
+        with torch.no_grad():
+            if model.config.text_depth == 0:
+                templates = [zero_shot_template] if zero_shot_template else get_templates(teacher.templates)
+                self.text = frozen_text_features(model, self.classnames, templates, average=teacher.average)
+            else:
+                g = model.class_text_features(self.classnames, chunk_size=chunk_size).float()
+                if udc:
+                    g0 = frozen_text_features(model, self.classnames, get_templates(teacher.templates),
+                                              average=teacher.average)
+                    self.text = uniform_drift_correction(g, g0)
+                else:
+                    self.text = F.normalize(g, dim=-1)
+        self.logit_scale = model.logit_scale
+        base = model.base_info
+        self._preprocess = image_transform(base.image_size, is_train=False, mean=base.mean, std=base.std)
+
+    @classmethod
+    def from_pretrained(cls, prompts_path: str | Path, base: BaseCLIP, classnames: Sequence[str],
+                        **kwargs) -> "Classifier":
+        """Load saved prompts onto ``base`` and build a classifier over ``classnames``."""
+        return cls(load_prompts(prompts_path, base), classnames, **kwargs)
+
+    def text_classifier(self) -> Tensor:
+        """The (C, D) unit-norm text weights; ``logits = s * normalize(image_features) @ W.T``. Export these to
+        classify without mmlop."""
+        return self.text.clone()
+
+    def preprocess(self, images: Sequence[Image.Image | str | Path]) -> Tensor:
+        """Resize, center-crop and normalise PIL images (or image paths) as the base expects."""
+        out = []
+        for im in images:
+            if not isinstance(im, Image.Image):
+                with Image.open(im) as f:
+                    im = f.convert("RGB")
+            out.append(self._preprocess(im.convert("RGB")))
+        return torch.stack(out)
+
+    @torch.no_grad()
+    def logits(self, images: Tensor | Sequence[Image.Image | str | Path]) -> Tensor:
+        """(B, C) scaled cosine logits of normalised image tensors (B, 3, H, W) or PIL images/paths."""
+        if not torch.is_tensor(images):
+            images = self.preprocess(images)
+        device = self.text.device
+        f = self.model.encode_image(images.to(device), normalize=True).float()
+        return self.logit_scale * f @ self.text.t()
+
+    def predict(self, images: Tensor | Sequence[Image.Image | str | Path]) -> list[str]:
+        """The predicted class name of each image."""
+        return [self.classnames[i] for i in self.logits(images).argmax(dim=-1).tolist()]
+
+
+def predict(model: MMLoP, images: Tensor | Sequence[Image.Image | str | Path], classnames: Sequence[str],
+            **kwargs) -> list[str]:
+    """One-shot convenience: build a :class:`Classifier` over ``classnames`` and predict ``images``."""
+    return Classifier(model, classnames, **kwargs).predict(images)

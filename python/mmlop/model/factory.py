@@ -1,0 +1,197 @@
+"""Creating and describing the frozen base model: any open_clip CLIP, with the right activation for its weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import open_clip
+import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from torch import nn
+
+from mmlop.model.towers import TextTower, check_vision_tower
+
+#: Named bases that ship with mmlop (no download): name -> loader returning (model, tokenizer, preprocess dict).
+_BUILTIN_BASES: dict[str, Callable[[], tuple[nn.Module, Callable, dict[str, Any]]]] = {}
+
+
+def register_base(name: str, loader: Callable[[], tuple[nn.Module, Callable, dict[str, Any]]]) -> None:
+    """Make ``load_base(name)`` call ``loader()``; used for the built-in offline model."""
+    _BUILTIN_BASES[name] = loader
+
+
+class QuickGeluMismatchError(ValueError):
+    """The requested activation does not match the one the pretrained weights were trained with."""
+
+
+@dataclass
+class BaseCLIP:
+    """A frozen open_clip model with what mmlop needs to know about it.
+
+    Attributes:
+        model: The open_clip ``CLIP`` or ``CustomTextCLIP``.
+        tokenizer: Callable mapping a list of strings to (N, context_length) token ids.
+        name: Architecture name (``ViT-B-16``), config path, or built-in name; recorded with saved prompts.
+        pretrained: Pretrained tag or checkpoint path, or None for random weights.
+        image_size: Input resolution of the image tower.
+        mean, std: Image normalisation of the weights.
+        quick_gelu: Whether the blocks use QuickGELU.
+    """
+
+    model: nn.Module
+    tokenizer: Callable[..., torch.Tensor]
+    name: str
+    pretrained: str | None = None
+    image_size: int = 224
+    mean: tuple[float, ...] = tuple(OPENAI_DATASET_MEAN)
+    std: tuple[float, ...] = tuple(OPENAI_DATASET_STD)
+    quick_gelu: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """Identity and shape of the base, as stored next to saved prompts and printed by ``mmlop info``."""
+        text = TextTower.of(self.model)
+        visual = check_vision_tower(self.model)
+        return {
+            "model": self.name,
+            "pretrained": self.pretrained,
+            "class": type(self.model).__name__,
+            "text_width": text.width,
+            "text_layers": text.layers,
+            "context_length": text.context_length,
+            "vision_width": int(visual.transformer.width),
+            "vision_layers": len(visual.transformer.resblocks),
+            "embed_dim": int(visual.output_dim),
+            "image_size": self.image_size,
+            "quick_gelu": self.quick_gelu,
+        }
+
+
+def _uses_quick_gelu(model: nn.Module) -> bool:
+    return any(type(m).__name__ == "QuickGELU" for m in model.modules())
+
+
+def _resolve_config_name(name: str) -> str:
+    """A path to an open_clip JSON config is registered with open_clip and replaced by its stem."""
+    path = Path(name)
+    if name.endswith(".json"):
+        if not path.is_file():
+            raise FileNotFoundError(f"model config {path} does not exist (expected an open_clip model JSON with "
+                                    "embed_dim, vision_cfg and text_cfg)")
+        try:
+            cfg = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
+        if missing:
+            raise ValueError(f"{path}: model config lacks {missing}; expected an open_clip model JSON")
+        open_clip.add_model_config(path)
+        return path.stem
+    if open_clip.get_model_config(name) is None:
+        raise ValueError(f"unknown model {name!r}: expected an open_clip architecture (e.g. ViT-B-16; see "
+                         f"open_clip.list_models()), a path to a model JSON, or a built-in "
+                         f"({sorted(_BUILTIN_BASES) or 'none registered'})")
+    return name
+
+
+def resolve_quick_gelu(name: str, pretrained: str | None, force_quick_gelu: bool | None) -> bool:
+    """Pick the activation for an architecture and pretrained tag, refusing a known mismatch.
+
+    OpenAI, DFN-2B and MetaCLIP weights were trained with QuickGELU while open_clip's plain configs
+    (``ViT-B-16``) build GELU blocks; open_clip only warns. mmlop uses the tag's activation when
+    ``force_quick_gelu`` is None and raises when it is set against the tag.
+
+    Raises:
+        QuickGeluMismatchError: when ``force_quick_gelu`` contradicts the tag.
+    """
+    model_cfg = open_clip.get_model_config(name) or {}
+    model_qg = bool(model_cfg.get("quick_gelu", False))
+    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}
+    if not tag_cfg:  # random init, a local checkpoint, or an unknown tag: the config decides
+        return model_qg if force_quick_gelu is None else bool(force_quick_gelu)
+    tag_qg = bool(tag_cfg.get("quick_gelu", False))
+    if force_quick_gelu is not None and bool(force_quick_gelu) != tag_qg:
+        raise QuickGeluMismatchError(
+            f"pretrained={pretrained!r} weights for {name} were trained with "
+            f"{'QuickGELU' if tag_qg else 'GELU'}, but force_quick_gelu={force_quick_gelu}; features would drift "
+            f"and zero-shot accuracy drop. Use force_quick_gelu={tag_qg} (or None to choose automatically)"
+            + (f", or the '{name}-quickgelu' architecture" if tag_qg and not name.endswith("quickgelu") else ""))
+    if model_qg != tag_qg and tag_qg is False:
+        raise QuickGeluMismatchError(f"architecture {name} uses QuickGELU but pretrained={pretrained!r} weights "
+                                     "were trained with GELU; use the architecture without '-quickgelu'")
+    return tag_qg
+
+
+def load_base(name: str, pretrained: str | None = None, *, device: str | torch.device = "cpu",
+              force_quick_gelu: bool | None = None, cache_dir: str | None = None) -> BaseCLIP:
+    """Create a frozen base model.
+
+    Args:
+        name: An open_clip architecture (``ViT-B-16``, ``ViT-B-32``, ``ViT-L-14``, ``...-quickgelu``), a path to an
+            open_clip model JSON, or a built-in name (``mmlop-world``, the offline benchmark's tiny CLIP).
+        pretrained: A pretrained tag (``openai``, ``laion2b_s34b_b88k``, ...) or a local checkpoint path. Tags
+            download through open_clip/Hugging Face, so offline use needs a local file or a warm cache.
+        device: Where to put the model.
+        force_quick_gelu: None picks the activation the weights were trained with; True/False forces it and
+            raises if that contradicts a known tag.
+        cache_dir: open_clip's download cache.
+
+    Returns:
+        The base with every parameter frozen (``requires_grad=False``) and in eval mode.
+
+    Raises:
+        ValueError: unknown name, invalid config file, or unsupported towers.
+        QuickGeluMismatchError: activation contradicts the pretrained tag.
+    """
+    if name in _BUILTIN_BASES:
+        model, tokenizer, pre = _BUILTIN_BASES[name]()
+        base = BaseCLIP(model, tokenizer, name, pretrained=pre.get("pretrained", "builtin"),
+                        image_size=int(pre["image_size"]), mean=tuple(pre["mean"]), std=tuple(pre["std"]),
+                        quick_gelu=_uses_quick_gelu(model))
+    else:
+        arch = _resolve_config_name(name)
+        quick_gelu = resolve_quick_gelu(arch, pretrained, force_quick_gelu)
+        model = open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu,
+                                       cache_dir=cache_dir, device="cpu")
+        tokenizer = open_clip.get_tokenizer(arch)
+        pre = open_clip.get_model_preprocess_cfg(model)
+        size = pre.get("size", model.visual.image_size)
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        base = BaseCLIP(model, tokenizer, name, pretrained=pretrained, image_size=int(size),
+                        mean=tuple(pre.get("mean", OPENAI_DATASET_MEAN)), std=tuple(pre.get("std", OPENAI_DATASET_STD)),
+                        quick_gelu=_uses_quick_gelu(model))
+    freeze(base.model)
+    base.model.to(device)
+    base.describe()  # validates both towers up front
+    return base
+
+
+def base_from_model(model: nn.Module, tokenizer: Callable[..., torch.Tensor], name: str, *,
+                    pretrained: str | None = None, image_size: int | None = None,
+                    mean: tuple[float, ...] = tuple(OPENAI_DATASET_MEAN),
+                    std: tuple[float, ...] = tuple(OPENAI_DATASET_STD)) -> BaseCLIP:
+    """Wrap an open_clip model you already built (it is frozen in place).
+
+    Args:
+        model: An open_clip ``CLIP`` or ``CustomTextCLIP`` with a ViT image tower.
+        tokenizer: Its tokenizer.
+        name: A name recorded with saved prompts; loading prompts checks it.
+        pretrained, image_size, mean, std: As in :class:`BaseCLIP`; image_size defaults to the tower's.
+    """
+    size = image_size or model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    freeze(model)
+    base = BaseCLIP(model, tokenizer, name, pretrained=pretrained, image_size=int(size), mean=tuple(mean),
+                    std=tuple(std), quick_gelu=_uses_quick_gelu(model))
+    base.describe()
+    return base
+
+
+def freeze(model: nn.Module) -> None:
+    """Freeze every parameter (logit_scale included) and switch to eval mode."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.eval()

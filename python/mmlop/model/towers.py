@@ -1,0 +1,201 @@
+"""Prompted forward passes through the towers of an unmodified open_clip model (method.md §2).
+
+The functions here run open_clip's own modules (embeddings, blocks, norms, projections) in open_clip's order,
+inserting prompts between blocks; with no prompts they reproduce ``encode_image``/``encode_text`` bit for bit.
+Everything (widths, depths, context length) is read from the model.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from open_clip.transformer import VisionTransformer, text_global_pool
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+
+class UnsupportedModelError(ValueError):
+    """The open_clip model has a tower that deep prompts cannot be inserted into faithfully."""
+
+
+@dataclass(frozen=True)
+class TextTower:
+    """The text tower's modules, found on ``CLIP`` itself or under ``CustomTextCLIP.text``."""
+
+    token_embedding: nn.Embedding
+    positional_embedding: Tensor
+    transformer: nn.Module
+    ln_final: nn.Module
+    text_projection: Tensor | nn.Linear | None
+    attn_mask: Tensor
+    pool_type: str
+    eos_id: int | None
+
+    @classmethod
+    def of(cls, model: nn.Module) -> "TextTower":
+        """Locate and validate the text tower of an open_clip ``CLIP`` or ``CustomTextCLIP``.
+
+        Raises:
+            UnsupportedModelError: for towers without a causal mask, with a class embedding, or with a pooling
+                other than the end-of-text token.
+        """
+        owner = model.text if hasattr(model, "text") and not hasattr(model, "token_embedding") else model
+        kind = type(model).__name__
+        for attr in ("token_embedding", "positional_embedding", "transformer", "ln_final"):
+            if not hasattr(owner, attr):
+                raise UnsupportedModelError(f"{kind}: text tower has no '{attr}'; only open_clip's native "
+                                            "transformer text tower is supported (not HF text encoders)")
+        if getattr(owner, "cls_emb", None) is not None:
+            raise UnsupportedModelError(f"{kind}: text tower appends a class embedding (CoCa-style); not supported")
+        mask = getattr(owner, "attn_mask", None)
+        if mask is None:
+            raise UnsupportedModelError(f"{kind}: text tower has no causal attention mask; deep text prompts need "
+                                        "causal attention")
+        pool = getattr(owner, "text_pool_type", getattr(owner, "pool_type", None))
+        if pool not in ("argmax", "eos"):
+            raise UnsupportedModelError(f"{kind}: text pooling {pool!r} is not supported: prompts must not be "
+                                        "pooled, so only end-of-text pooling ('argmax' or 'eos') works")
+        if getattr(owner, "use_pad_mask", False):
+            raise UnsupportedModelError(f"{kind}: text tower uses a padding mask; not supported")
+        eos = getattr(owner, "text_eos_id", getattr(owner, "eos_id", None))
+        return cls(owner.token_embedding, owner.positional_embedding, owner.transformer, owner.ln_final,
+                   getattr(owner, "text_projection", None), mask, pool, eos)
+
+    @property
+    def width(self) -> int:
+        return int(self.token_embedding.embedding_dim)
+
+    @property
+    def layers(self) -> int:
+        return len(self.transformer.resblocks)
+
+    @property
+    def context_length(self) -> int:
+        return int(self.positional_embedding.shape[0])
+
+    def eot_positions(self, tokens: Tensor) -> Tensor:
+        """Index of the pooled (end-of-text) token of each sequence, as open_clip's pooling computes it."""
+        if self.pool_type == "argmax":
+            return tokens.argmax(dim=-1)
+        return (tokens == self.eos_id).int().argmax(dim=-1)
+
+
+def check_vision_tower(model: nn.Module) -> VisionTransformer:
+    """Return ``model.visual`` after checking that vision prompts can be appended to it.
+
+    Raises:
+        UnsupportedModelError: for non-ViT towers, average or attention pooling.
+    """
+    visual = getattr(model, "visual", None)
+    kind = type(visual).__name__
+    if not isinstance(visual, VisionTransformer):
+        raise UnsupportedModelError(f"image tower {kind} is not an open_clip VisionTransformer; vision prompts "
+                                    "need a ViT (ResNet and timm towers are not supported)")
+    if getattr(visual, "attn_pool", None) is not None or visual.pool_type != "tok":
+        raise UnsupportedModelError(f"VisionTransformer pooling {visual.pool_type!r} (attn_pool="
+                                    f"{visual.attn_pool is not None}) would mix prompt tokens into the feature; "
+                                    "only class-token pooling ('tok') is supported")
+    return visual
+
+
+def _set_slots(x: Tensor, prompt: Tensor, start: int, seq_dim: int) -> Tensor:
+    """Return x with ``prompt`` (P, d) written at sequence positions [start, start+P) of every batch element.
+
+    Concatenation rather than in-place writes keeps autograd simple; ``start`` may be negative (from the end).
+    """
+    n = x.shape[seq_dim]
+    p = prompt.shape[0]
+    start = start % n
+    batch_dim = 1 - seq_dim
+    shape = [0, 0, prompt.shape[1]]
+    shape[seq_dim], shape[batch_dim] = p, x.shape[batch_dim]
+    slots = prompt.to(x.dtype).unsqueeze(batch_dim).expand(*shape)
+    head = x.narrow(seq_dim, 0, start)
+    tail = x.narrow(seq_dim, start + p, n - start - p)
+    return torch.cat([head, slots, tail], dim=seq_dim)
+
+
+def _run_block(block: nn.Module, x: Tensor, mask: Tensor | None, use_checkpoint: bool) -> Tensor:
+    if use_checkpoint and torch.is_grad_enabled():
+        return checkpoint(functools.partial(block, attn_mask=mask), x, use_reentrant=False)
+    return block(x, attn_mask=mask)
+
+
+def _run_blocks(transformer: nn.Module, x: Tensor, mask: Tensor | None, prompts: Tensor | None, start: int,
+                use_checkpoint: bool) -> Tensor:
+    """Run every residual block; before block i (1 <= i < L) the prompt slots are overwritten with prompt i."""
+    batch_first = getattr(transformer, "batch_first", True)
+    seq_dim = 1 if batch_first else 0
+    if not batch_first:
+        x = x.transpose(0, 1)  # NLD -> LND, as open_clip's Transformer.forward does
+    depth = 0 if prompts is None else prompts.shape[0]
+    checkpointing = use_checkpoint or getattr(transformer, "grad_checkpointing", False)
+    for i, block in enumerate(transformer.resblocks):
+        if 1 <= i < depth:
+            x = _set_slots(x, prompts[i], start, seq_dim)
+        x = _run_block(block, x, mask, checkpointing)
+    if not batch_first:
+        x = x.transpose(0, 1)
+    return x
+
+
+def encode_text(tower: TextTower, tokens: Tensor, prompts: Tensor | None = None, *, truncate: bool = True,
+                use_checkpoint: bool = False) -> Tensor:
+    """Text features with deep prompts replacing the placeholder tokens 1..T (method.md §2.1).
+
+    Args:
+        tower: The text tower.
+        tokens: (C, context_length) token ids whose positions 1..T hold placeholders when prompts are given.
+        prompts: (L, T, d_t) prompts of layers 1..L, or None for the frozen encoder.
+        truncate: Run only up to the longest end-of-text position of ``tokens``. Exact up to fp32 rounding:
+            the causal mask makes every later token irrelevant to the pooled one.
+        use_checkpoint: Gradient checkpointing of each block.
+
+    Returns:
+        (C, D) projected, unnormalised features.
+    """
+    if truncate:
+        n = int(tower.eot_positions(tokens).max()) + 1
+        tokens = tokens[:, :n]  # (C, n)
+    n = tokens.shape[1]
+    cast_dtype = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(tokens).to(cast_dtype)  # (C, n, d_t)
+    if prompts is not None and prompts.shape[0] > 0:
+        # Layer-1 prompts go in before the positional embedding, so they receive positions 1..T.
+        x = _set_slots(x, prompts[0], 1, 1)
+    x = x + tower.positional_embedding[:n].to(cast_dtype)
+    mask = tower.attn_mask if n == tower.attn_mask.shape[0] else tower.attn_mask[:n, :n]
+    x = _run_blocks(tower.transformer, x, mask, prompts, 1, use_checkpoint)
+    x = tower.ln_final(x)
+    x = text_global_pool(x, tokens, tower.pool_type, eos_token_id=tower.eos_id)  # (C, d_t)
+    proj = tower.text_projection
+    if proj is not None:
+        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+    return x
+
+
+def encode_image(visual: VisionTransformer, images: Tensor, prompts: Tensor | None = None, *,
+                 use_checkpoint: bool = False) -> Tensor:
+    """Image features with deep prompts appended after the patch tokens (method.md §2.2).
+
+    Args:
+        visual: An open_clip VisionTransformer with class-token pooling.
+        images: (B, 3, H, W) normalised images.
+        prompts: (L, V, d_v) prompts of layers 1..L, or None for the frozen encoder.
+        use_checkpoint: Gradient checkpointing of each block.
+
+    Returns:
+        (B, D) projected, unnormalised features.
+    """
+    x = visual._embeds(images)  # (B, 1+M, d_v): patches, CLS, positions, patch dropout, ln_pre
+    if prompts is not None and prompts.shape[0] > 0:
+        p1 = visual.ln_pre(prompts[0].to(x.dtype))  # no positional embedding for vision prompts
+        x = torch.cat([x, p1.unsqueeze(0).expand(x.shape[0], -1, -1)], dim=1)  # (B, 1+M+V, d_v)
+    v = 0 if prompts is None else prompts.shape[1]
+    x = _run_blocks(visual.transformer, x, None, prompts, -v if v else 0, use_checkpoint)
+    pooled, _ = visual._pool(x)  # ln_post + token 0 (CLS); prompt tokens are not pooled
+    if visual.proj is not None:
+        pooled = pooled @ visual.proj
+    return pooled
