@@ -1,6 +1,8 @@
 """The ``mmlop`` command: a thin layer over the public API.
 
-Subcommands: ``info`` (prompt configuration and trainable-parameter table of an architecture).
+- ``mmlop train``: run a protocol (default: base-to-novel on the built-in offline benchmark).
+- ``mmlop eval``: evaluate saved prompts on a dataset.
+- ``mmlop info``: prompt configuration and trainable-parameter table of an architecture.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from mmlop.config import ConfigError, PromptConfig
@@ -17,11 +20,9 @@ def _widths(model: str) -> dict[str, Any]:
     """Tower widths and depths of an architecture, from its open_clip config (no weights are built)."""
     import open_clip
 
-    from mmlop.model.factory import _BUILTIN_BASES, _resolve_config_name
+    from mmlop.model.factory import _BUILTIN_BASES, _resolve_config_name, load_base
 
     if model in _BUILTIN_BASES:
-        from mmlop.model.factory import load_base
-
         return load_base(model).describe()
     arch = _resolve_config_name(model)
     cfg = open_clip.get_model_config(arch)
@@ -79,9 +80,119 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _train_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in ("root", "model", "shots", "output_dir", "device", "precision", "test_batch_size", "num_workers",
+                 "text_chunk", "fewshot_source", "max_test_per_class"):
+        v = getattr(args, name)
+        if v is not None:
+            fields[name] = v
+    if args.pretrained is not None:
+        fields["pretrained"] = None if args.pretrained.lower() in ("", "none") else args.pretrained
+    if args.datasets:
+        fields["datasets"] = args.datasets
+    if args.targets:
+        fields["targets"] = args.targets
+    if args.seeds:
+        fields["seeds"] = args.seeds
+    if args.name:
+        fields["name"] = args.name
+    for flag, key in (("epochs", "optim.epochs"), ("lr", "optim.lr"), ("batch_size", "optim.batch_size"),
+                      ("depth", "method.prompt.depth"), ("rank", "method.prompt.rank"),
+                      ("length", "method.prompt.length")):
+        v = getattr(args, flag)
+        if v is not None:
+            fields[key] = v
+    if args.grad_checkpoint:
+        fields["grad_checkpoint"] = True
+    if args.no_zero_shot:
+        fields["zero_shot"] = False
+    if args.quiet:
+        fields["quiet"] = True
+    for item in args.set or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=0.01")
+        k, v = item.split("=", 1)
+        fields[k] = _parse_value(v)
+    return fields
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mmlop.train import RunConfig, build_config, run
+    from mmlop.train.ablation import ABLATION_ROWS, write_ablation
+
+    fields = _train_fields(args)
+    if args.config:
+        base_cfg = RunConfig.from_json_file(args.config)
+        from mmlop.train.config import apply_overrides
+
+        configs = {"": apply_overrides(base_cfg, fields)}
+    elif args.ablation:
+        configs = {}
+        for method, _ in ABLATION_ROWS:
+            cfg = build_config(args.preset, method=method, overrides=fields)
+            configs[method] = cfg.replace(name=f"{cfg.name or 'ablation'}-{method}", zero_shot=False)
+    else:
+        configs = {"": build_config(args.preset, method=args.method, overrides=fields)}
+    summaries = {}
+    for key, cfg in configs.items():
+        summary = run(cfg, resume=args.resume)
+        summaries[key] = summary
+        if not cfg.quiet:
+            from mmlop.train.report import to_markdown
+
+            print(to_markdown(summary, title=f"{key or cfg.protocol} — {summary['run_dir']}"))
+    if args.ablation:
+        folder = Path(next(iter(configs.values())).output_dir)
+        print(write_ablation(summaries, folder))
+        print(f"ablation table written to {folder / 'ablation.md'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mmlop.data import ImageDataset, load_dataset
+    from mmlop.data.transforms import build_test_transform
+    from mmlop.model.io import load_prompts, read_prompt_config
+    from mmlop.train.evaluate import accuracy
+    from mmlop.train.runner import resolve_device
+
+    meta = read_prompt_config(args.prompts)
+    device = resolve_device(args.device)
+    from mmlop.model.factory import load_base
+
+    model_name = args.model or meta["base"]["model"]
+    pretrained = args.pretrained if args.pretrained is not None else meta["base"]["pretrained"]
+    base = load_base(model_name, pretrained, device=device)
+    model = load_prompts(args.prompts, base)
+    rows = []
+    for name in args.datasets:
+        splits = load_dataset(name, args.root or "", num_shots=0, seed=1, subsample=args.subsample)
+        ds = ImageDataset(splits.test, build_test_transform(base.image_size, base.mean, base.std))
+        template = splits.template if model.config.text_depth == 0 else None
+        res = accuracy(model, ds, [int(y) for y in splits.test.labels], splits.classnames, udc=not args.no_udc,
+                       zero_shot_template=template, batch_size=args.test_batch_size, device=device,
+                       max_per_class=args.max_test_per_class, progress=not args.quiet)
+        rows.append({"dataset": name, "subsample": args.subsample, "classes": len(splits.classnames), **res})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['dataset']} ({r['subsample']}, {r['classes']} classes): {r['accuracy']:.2f}% "
+                  f"({r['correct']}/{r['total']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmlop", description="Multi-Modal Low-Rank Prompting for CLIP.")
     sub = parser.add_subparsers(dest="command", required=True)
+
     info = sub.add_parser("info", help="prompt configuration and trainable-parameter table of an architecture",
                           description="Print a prompt configuration and its trainable-parameter table for an "
                                       "open_clip architecture. No weights are needed.")
@@ -95,6 +206,67 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--independent", action="store_true", help="independent U per modality")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)
+
+    tr = sub.add_parser("train", help="train and evaluate under a protocol (default: the offline benchmark)",
+                        description="Train prompts and evaluate them. Without arguments: base-to-novel on the "
+                                    "built-in synthetic benchmark (zero-shot vs MMLoP, 16 shots, 3 seeds). "
+                                    "Settings resolve as: preset, then method, then flags, then --set.")
+    tr.add_argument("--preset", default="world",
+                    help="protocol preset: world (default, offline), b2n, fewshot, xd, dg")
+    tr.add_argument("--method", default="mmlop",
+                    help="method preset: mmlop, ivlp, lora, scl, udc, mmlop-kl1, coop, coop16, zeroshot")
+    tr.add_argument("--ablation", action="store_true",
+                    help="run the ablation ladder (ivlp, lora, scl, udc, mmlop) plus coop and zeroshot and write "
+                         "ablation.md/json in the output folder")
+    tr.add_argument("--config", help="a full RunConfig JSON (e.g. a run folder's config.json)")
+    tr.add_argument("--datasets", nargs="+", help="dataset names or custom dataset paths")
+    tr.add_argument("--targets", nargs="+", help="evaluation targets for xd/dg")
+    tr.add_argument("--root", help="data root (CoOp layout)")
+    tr.add_argument("--model", help="open_clip architecture, model JSON path, or built-in name")
+    tr.add_argument("--pretrained", help="pretrained tag or checkpoint path ('none' for random weights)")
+    tr.add_argument("--shots", type=int, help="K shots per class (0 = full training set)")
+    tr.add_argument("--seeds", nargs="+", type=int, help="seeds (default 1 2 3)")
+    tr.add_argument("--epochs", type=int, help="training epochs")
+    tr.add_argument("--lr", type=float, help="learning rate")
+    tr.add_argument("--batch-size", type=int, help="global training batch size")
+    tr.add_argument("--depth", type=int, help="prompt depth L")
+    tr.add_argument("--rank", type=int, help="prompt rank r")
+    tr.add_argument("--length", type=int, help="prompt tokens T")
+    tr.add_argument("--name", help="run folder name (default: derived from the settings)")
+    tr.add_argument("--output-dir", help="parent folder of runs (default: runs)")
+    tr.add_argument("--device", help="auto, cpu, cuda, cuda:1")
+    tr.add_argument("--precision", help="fp32, amp_bf16 or amp_fp16 (CUDA)")
+    tr.add_argument("--test-batch-size", type=int, help="evaluation batch size")
+    tr.add_argument("--num-workers", type=int, help="DataLoader workers")
+    tr.add_argument("--text-chunk", type=int, help="classes per text-encoder pass (0 = all)")
+    tr.add_argument("--grad-checkpoint", action="store_true", help="gradient checkpointing of encoder blocks")
+    tr.add_argument("--fewshot-source", help="auto, reference_pickle, own or resample")
+    tr.add_argument("--max-test-per-class", type=int, help="evaluate on at most N test images per class")
+    tr.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot baseline evaluation")
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="any RunConfig option by dotted name, e.g. method.loss.kl_mode=zs_to_prompted (repeatable)")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue an existing run folder (finished runs kept, interrupted ones resumed)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate saved prompts on datasets",
+                        description="Evaluate prompts saved by mmlop (a folder with mmlop_config.json) on the "
+                                    "test split of one or more datasets, with drift correction over the evaluated "
+                                    "class set.")
+    ev.add_argument("--prompts", required=True, help="folder with prompts.safetensors + mmlop_config.json")
+    ev.add_argument("--datasets", nargs="+", required=True, help="dataset names or custom dataset paths")
+    ev.add_argument("--root", help="data root")
+    ev.add_argument("--subsample", default="all", choices=("all", "base", "new"), help="class subset to score")
+    ev.add_argument("--model", help="override the base model recorded with the prompts")
+    ev.add_argument("--pretrained", help="override the pretrained tag/checkpoint recorded with the prompts")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    ev.add_argument("--test-batch-size", type=int, default=100, help="evaluation batch size")
+    ev.add_argument("--max-test-per-class", type=int, default=0, help="at most N test images per class")
+    ev.add_argument("--no-udc", action="store_true", help="disable drift correction at test time")
+    ev.add_argument("--json", action="store_true", help="machine-readable output")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -103,9 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError, KeyError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
         print(f"mmlop {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a diverged run: the message says where the last good checkpoint is
+        print(f"mmlop {args.command}: failed: {e}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_tiny_clip
+from tiny_models import make_tiny_clip
 from mmlop.config import PromptConfig
 from mmlop.model import MMLoP, base_from_model
 from mmlop.model.io import CONFIG_FILE, WEIGHTS_FILE, PromptMismatchError, load_prompts, save_prompts

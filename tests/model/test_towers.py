@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import make_tiny_clip
+from tiny_models import make_tiny_clip
 from mmlop.config import PromptConfig
 from mmlop.model import MMLoP, UnsupportedModelError, base_from_model
 

@@ -1,0 +1,69 @@
+"""Deterministic batches and augmented views.
+
+Every random choice is a function of (seed, epoch, index): the epoch's shuffle order, and the augmentation of each
+sample. So a run gives the same views whatever the number of DataLoader workers or data-parallel ranks, and a
+resumed run continues exactly where an uninterrupted one would be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterator
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across processes and Python versions)."""
+    h = hashlib.blake2b(b"|".join(str(int(p)).encode() for p in parts), digest_size=8).digest()
+    return int.from_bytes(h, "little") & ((1 << 63) - 1)
+
+
+class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields this rank's share of every global batch of one epoch, as ``(epoch, index)`` pairs.
+
+    The global order is ``randperm(n)`` seeded by (seed, epoch); the last partial batch is dropped when there is at
+    least one full batch. Rank r of W takes elements r, r+W, ... of each global batch.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, *, rank: int = 0, world_size: int = 1,
+                 max_steps: int = 0):
+        if batch_size % world_size:
+            raise ValueError(f"global batch size {batch_size} is not divisible by the {world_size} processes")
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
+        self.rank, self.world, self.max_steps = rank, world_size, max_steps
+
+    def _global_batches(self) -> list[list[int]]:
+        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, 0x5EED))
+        order = torch.randperm(self.n, generator=g).tolist()
+        b = self.batch_size
+        drop_last = self.n >= b
+        batches = [order[i:i + b] for i in range(0, self.n, b) if not drop_last or i + b <= self.n]
+        return batches[: self.max_steps] if self.max_steps else batches
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for batch in self._global_batches():
+            yield [(self.epoch, i) for i in batch[self.rank::self.world]]
+
+    def __len__(self) -> int:
+        return len(self._global_batches())
+
+
+class SeededViews(Dataset):
+    """Wraps an image dataset so that item ``(epoch, i)`` is augmented with a generator seeded by
+    (seed, epoch, i); the global torch RNG is left untouched. Items are ``(image, label, key)`` with
+    ``key = tensor([epoch, i])`` identifying the view."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, i = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(mix_seed(self.seed, epoch, i))
+            image, label = self.dataset[i]
+        return image, label, torch.tensor([epoch, i])

@@ -1,0 +1,151 @@
+"""Run configuration: optimisation, data, protocol and output, on top of the method config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mmlop.config import ConfigError, MethodConfig, _check, _JsonMixin, config_from_dict
+
+PROTOCOLS = ("b2n", "fewshot", "xd", "dg")
+
+
+@dataclass(frozen=True)
+class OptimConfig(_JsonMixin):
+    """SGD with a constant warm-up epoch then a per-epoch cosine schedule (method.md §9, rows 11-14)."""
+
+    lr: float = 0.0025
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    epochs: int = 30
+    warmup_epochs: int = 1
+    warmup_lr: float = 1e-5
+    batch_size: int = 4
+    max_steps_per_epoch: int = 0  # 0 = the whole train set each epoch
+
+    def __post_init__(self) -> None:
+        o = "OptimConfig"
+        _check(self.lr > 0, o, "lr", self.lr, "a number > 0")
+        _check(0 <= self.momentum < 1, o, "momentum", self.momentum, "in [0, 1)")
+        _check(self.weight_decay >= 0, o, "weight_decay", self.weight_decay, ">= 0")
+        _check(isinstance(self.epochs, int) and self.epochs >= 0, o, "epochs", self.epochs, "an integer >= 0")
+        _check(isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0, o, "warmup_epochs",
+               self.warmup_epochs, "an integer >= 0")
+        _check(self.warmup_lr > 0, o, "warmup_lr", self.warmup_lr, "a number > 0")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, o, "batch_size", self.batch_size,
+               "an integer >= 1")
+        _check(isinstance(self.max_steps_per_epoch, int) and self.max_steps_per_epoch >= 0, o,
+               "max_steps_per_epoch", self.max_steps_per_epoch, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class RunConfig(_JsonMixin):
+    """One experiment: a protocol over datasets and seeds with one method.
+
+    Attributes:
+        protocol: ``b2n`` (base-to-novel), ``fewshot`` (all classes, K shots), ``xd`` (ImageNet to the other 10)
+            or ``dg`` (ImageNet to V2, Sketch, A, R).
+        datasets: Dataset names (CLI names, custom paths, or registered names); for xd/dg the first is the source
+            and ``targets`` the evaluation sets.
+        targets: Evaluation datasets for xd/dg.
+        root: Data root folder (CoOp layout).
+        model, pretrained: The base (see :func:`mmlop.load_base`).
+        shots: K; 0 or less uses the full training set.
+        seeds: Run seeds; results report mean and standard deviation over them.
+        method: Prompts, loss and teacher.
+        optim: Optimiser and schedule.
+        name: Run name (the output folder under ``output_dir``).
+        output_dir: Parent of run folders.
+        device: ``auto`` (CUDA if available), ``cpu`` or ``cuda[:i]``.
+        precision: ``fp32``, ``amp_bf16`` or ``amp_fp16`` (CUDA only; fp16 uses a grad scaler).
+        test_batch_size: Evaluation batch size.
+        num_workers: DataLoader workers.
+        text_chunk: Classes per text-encoder pass (bounds memory for 1000 classes); 0 = all at once.
+        grad_checkpoint: Gradient checkpointing of the encoder blocks.
+        feature_cache: Folder of the frozen-feature cache; ``""`` disables caching.
+        fewshot_source: Where few-shot splits come from (``auto``, ``reference_pickle``, ``own``, ``resample``).
+        max_test_per_class: 0 = the whole test split; otherwise evaluate on at most this many images per class
+            (for quick checks; published numbers need 0).
+        zero_shot: Also evaluate the zero-shot CLIP baseline (hand-written template) for comparison.
+        quiet: No progress bars.
+    """
+
+    protocol: Literal["b2n", "fewshot", "xd", "dg"] = "b2n"
+    datasets: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    root: str = ""
+    model: str = "ViT-B-16"
+    pretrained: str | None = "openai"
+    shots: int = 16
+    seeds: tuple[int, ...] = (1, 2, 3)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    name: str = ""
+    output_dir: str = "runs"
+    device: str = "auto"
+    precision: Literal["fp32", "amp_bf16", "amp_fp16"] = "fp32"
+    test_batch_size: int = 100
+    num_workers: int = 0
+    text_chunk: int = 0
+    grad_checkpoint: bool = False
+    feature_cache: str = ""
+    fewshot_source: str = "auto"
+    max_test_per_class: int = 0
+    zero_shot: bool = True
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        o = "RunConfig"
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        _check(self.protocol in PROTOCOLS, o, "protocol", self.protocol, f"one of {', '.join(PROTOCOLS)}")
+        _check(len(self.seeds) >= 1, o, "seeds", self.seeds, "at least one seed")
+        _check(self.precision in ("fp32", "amp_bf16", "amp_fp16"), o, "precision", self.precision,
+               "fp32, amp_bf16 or amp_fp16")
+        _check(self.test_batch_size >= 1, o, "test_batch_size", self.test_batch_size, ">= 1")
+        _check(self.num_workers >= 0, o, "num_workers", self.num_workers, ">= 0")
+        _check(self.text_chunk >= 0, o, "text_chunk", self.text_chunk, ">= 0")
+        _check(self.fewshot_source in ("auto", "reference_pickle", "own", "resample"), o, "fewshot_source",
+               self.fewshot_source, "auto, reference_pickle, own or resample")
+        if self.protocol in ("xd", "dg"):
+            _check(len(self.datasets) == 1, o, "datasets", self.datasets,
+                   f"exactly one source dataset for protocol {self.protocol}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["datasets"], d["targets"], d["seeds"] = list(self.datasets), list(self.targets), list(self.seeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> "RunConfig":
+        data = dict(data)
+        method = MethodConfig.from_dict(data.pop("method", {}), source=f"{source}:method")
+        optim = OptimConfig.from_dict(data.pop("optim", {}), source=f"{source}:optim")
+        cfg = config_from_dict(cls, data, source=source)
+        return cfg.replace(method=method, optim=optim)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """Apply dotted overrides (``{"optim.lr": 0.01, "method.prompt.rank": 2}``) strictly.
+
+    Raises:
+        ConfigError: an unknown key (with the allowed ones) or an invalid value.
+    """
+    data = config.to_dict()
+    for key, value in overrides.items():
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                raise ConfigError(f"override {key!r}: {p!r} is not a config section")
+            node = node[p]
+        if parts[-1] not in node:
+            raise ConfigError(f"override {key!r}: unknown option {parts[-1]!r}; allowed: {sorted(node)}")
+        node[parts[-1]] = value
+    return RunConfig.from_dict(data, source="overrides")

@@ -1,0 +1,185 @@
+"""The training loop of one (dataset, seed) run (method.md §7)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from mmlop.config import LossConfig
+from mmlop.losses import LossTerms, mmlop_loss
+from mmlop.model.prompted import MMLoP
+from mmlop.ops.drift_logits import drift_corrected_logits
+from mmlop.train.batches import EpochBatchSampler, SeededViews
+from mmlop.train.checkpoint import load_checkpoint, save_checkpoint
+from mmlop.train.config import OptimConfig
+from mmlop.train.distributed import DistInfo
+from mmlop.train.schedule import epoch_lr
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+#: Frozen image features (B, D), unit norm, of a batch: (images, keys) -> features, where keys is a (B, 2) tensor of
+#: (epoch, index) pairs identifying each augmented view. Default: a frozen pass over the same images.
+FrozenImageFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class TrainStep(nn.Module):
+    """One forward pass of the MMLoP objective, as a module so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: MMLoP, class_tokens: Tensor, frozen_text: Tensor, loss: LossConfig,
+                 text_chunk: int = 0):
+        super().__init__()
+        self.model = model
+        self.register_buffer("class_tokens", class_tokens, persistent=False)
+        self.register_buffer("frozen_text", frozen_text, persistent=False)
+        self.loss, self.text_chunk = loss, text_chunk
+
+    def forward(self, images: Tensor, labels: Tensor, frozen_image: Tensor) -> LossTerms:
+        m = self.model
+        p_text, p_vision = m.prompt_tensors()
+        if p_text is not None:
+            chunks = self.class_tokens.split(self.text_chunk) if self.text_chunk else [self.class_tokens]
+            text = torch.cat([m.encode_text(c, text_prompts=p_text) for c in chunks])  # (C, D)
+        else:
+            text = self.frozen_text
+        image = m.encode_image(images, vision_prompts=p_vision)  # (B, D)
+        s = m.logit_scale
+        out = drift_corrected_logits(image, text, self.frozen_text, s, correct=self.loss.udc)
+        return mmlop_loss(out, labels, frozen_image, self.frozen_text, s, self.loss)
+
+
+@dataclass
+class FitResult:
+    epochs: int
+    resumed_from: int | None
+    last: dict
+
+
+def _autocast(device: torch.device, precision: str):
+    if device.type == "cuda" and precision in ("amp_bf16", "amp_fp16"):
+        dtype = torch.bfloat16 if precision == "amp_bf16" else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames: Sequence[str], frozen_text: Tensor,
+        *, optim: OptimConfig, loss: LossConfig, seed: int, run_dir: Path, digest: str, resume: bool = False,
+        device: torch.device = torch.device("cpu"), precision: str = "fp32", text_chunk: int = 0,
+        num_workers: int = 0, dist_info: DistInfo = DistInfo(), frozen_image_fn: FrozenImageFn | None = None,
+        progress: bool = True) -> FitResult:
+    """Train the prompts of ``model`` on a few-shot set.
+
+    Args:
+        model: The prompted model (on ``device``).
+        dataset: Training images: ``dataset[i] -> (image tensor, label)`` with random augmentation; wrapped so that
+            the augmentation of sample i in epoch e is seeded by (seed, e, i).
+        labels: Unused except for validation of the label range (may be None).
+        classnames: The training class set, label order.
+        frozen_text: (C, D) frozen template-ensemble features g0 of ``classnames``.
+        optim, loss: Optimiser/schedule and objective.
+        seed: Run seed (shuffling and augmentation).
+        run_dir: Where ``checkpoint.safetensors`` and ``metrics.jsonl`` are written (main process only).
+        digest: Settings digest stored in checkpoints; resuming with other settings is refused.
+        resume: Continue from ``run_dir``'s checkpoint if there is one.
+        device, precision: ``precision`` is ``fp32``, ``amp_bf16`` or ``amp_fp16`` (autocast on CUDA only).
+        text_chunk: Classes per text-encoder pass (0 = all).
+        num_workers: DataLoader workers.
+        dist_info: Data-parallel rank and world size.
+        frozen_image_fn: Source of frozen image features for a batch (e.g. the feature cache); default: a frozen
+            forward pass of the same augmented images.
+        progress: Show a progress bar.
+
+    Raises:
+        TrainingDivergedError: on a non-finite loss.
+    """
+    run_dir = Path(run_dir)
+    if labels is not None and len(labels) and (min(labels) < 0 or max(labels) >= len(classnames)):
+        raise ValueError(f"training labels span [{min(labels)}, {max(labels)}] but there are {len(classnames)} classes")
+    model.train()
+    params = list(model.trainable_parameters())
+    opt = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+    start = 0
+    resumed = None
+    if resume:
+        ckpt = load_checkpoint(run_dir, model, opt, digest)
+        if ckpt is not None:
+            start = resumed = ckpt.epoch + 1
+    tokens = model.class_tokens(classnames) if model.config.text_depth > 0 else torch.zeros(0, 1, dtype=torch.long)
+    step = TrainStep(model, tokens.to(device), frozen_text.to(device), loss, text_chunk).to(device)
+    runner: nn.Module = step
+    if dist_info.enabled:
+        runner = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda"
+                                                     else None, broadcast_buffers=False)
+    scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and precision == "amp_fp16"))
+    views = SeededViews(dataset, seed)
+    metrics_path = run_dir / "metrics.jsonl"
+    last: dict = {}
+
+    def frozen_image(images: Tensor, keys) -> Tensor:
+        if frozen_image_fn is not None:
+            return frozen_image_fn(images, keys).to(device)
+        with torch.no_grad(), _autocast(device, precision):
+            return model.encode_image(images, prompted=False, normalize=True).float()
+
+    for epoch in range(start, optim.epochs):
+        lr = epoch_lr(optim, epoch)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        sampler = EpochBatchSampler(len(views), optim.batch_size, seed, epoch, rank=dist_info.rank,
+                                    world_size=dist_info.world_size, max_steps=optim.max_steps_per_epoch)
+        loader = DataLoader(views, batch_sampler=sampler, num_workers=num_workers,
+                            pin_memory=device.type == "cuda")
+        sums: dict[str, float] = {}
+        n_steps, n_images, t0 = 0, 0, time.perf_counter()
+        bar = _progress(len(sampler), f"epoch {epoch + 1}/{optim.epochs}", progress and dist_info.is_main)
+        for images, y, batch_keys in loader:
+            images, y = images.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            f0 = frozen_image(images, batch_keys)
+            with _autocast(device, precision):
+                terms = runner(images, y, f0)
+            if not torch.isfinite(terms.total):
+                raise TrainingDivergedError(
+                    f"non-finite loss ({float(terms.total.detach())}) at epoch {epoch + 1}, step {n_steps + 1} "
+                    f"(terms {terms.as_floats()}); the last good checkpoint is kept in {run_dir}")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(terms.total).backward()
+            scaler.step(opt)
+            scaler.update()
+            for k, v in terms.as_floats().items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_steps += 1
+            n_images += images.shape[0] * dist_info.world_size
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms.as_floats()['total']:.3f}",
+                                img_s=f"{n_images / (time.perf_counter() - t0):.1f}")
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        last = {"epoch": epoch + 1, "lr": lr, "steps": n_steps, "seconds": round(seconds, 3),
+                "images_per_s": round(n_images / seconds, 2) if seconds > 0 else None,
+                **{f"loss_{k}": v / max(1, n_steps) for k, v in sums.items()}}
+        if dist_info.is_main:
+            save_checkpoint(run_dir, model, opt, epoch, digest)
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(last) + "\n")
+    model.eval()
+    return FitResult(optim.epochs, resumed, last)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)

@@ -1,0 +1,234 @@
+"""Protocols over datasets and seeds: base-to-novel, all-class few-shot, cross-dataset and domain generalisation
+(protocol.md §3-5). Writes the run folder: resolved config, per-run metrics, prompts-only checkpoints, summary."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmlop._io import atomic_write_json
+from mmlop.config import ConfigError
+from mmlop.model.factory import BaseCLIP, load_base
+from mmlop.model.io import save_prompts
+from mmlop.model.prompted import MMLoP
+from mmlop.model.teacher import frozen_text_features
+from mmlop.templates import get_templates
+from mmlop.train.checkpoint import config_digest
+from mmlop.train.config import RunConfig
+from mmlop.train.distributed import DistInfo, barrier, init_from_env
+from mmlop.train.evaluate import accuracy
+from mmlop.train.loop import fit
+from mmlop.train.report import harmonic_mean, summarize, write_reports
+
+
+class RunExistsError(FileExistsError):
+    """The run folder already holds a run with other settings, or a finished run, and ``resume`` was not asked."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"RunConfig.device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
+    return device
+
+
+def default_run_name(config: RunConfig) -> str:
+    tag = "-".join(config.datasets[:3]) + ("-etc" if len(config.datasets) > 3 else "")
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in tag) or "run"
+    return f"{config.protocol}-{safe}-{config_digest(config.to_dict())[:8]}"
+
+
+class Runner:
+    """Runs one :class:`RunConfig`. Use :func:`mmlop.train` rather than this class directly."""
+
+    def __init__(self, config: RunConfig, *, resume: bool = False, base: BaseCLIP | None = None):
+        self.config, self.resume = config, resume
+        self.device = resolve_device(config.device)
+        self.dist = init_from_env(str(self.device)) if base is None else DistInfo()
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.base = base or load_base(config.model, config.pretrained, device=self.device)
+        self.dir = Path(config.output_dir) / (config.name or default_run_name(config))
+        self.templates = get_templates(config.method.teacher.templates)
+        self._data = _data_api()
+
+    # Setup ---------------------------------------------------------------------------------------------------
+    def _prepare_folder(self) -> None:
+        cfg_path = self.dir / "config.json"
+        resolved = self.config.to_dict()
+        if cfg_path.exists():
+            previous = json.loads(cfg_path.read_text())
+            if previous != resolved:
+                raise RunExistsError(f"{self.dir} holds a run with different settings; choose another --name "
+                                     "(nothing was overwritten)")
+            if not self.resume:
+                raise RunExistsError(f"{self.dir} already exists; pass --resume to continue or complete it, or "
+                                     "choose another --name")
+        if self.dist.is_main:
+            atomic_write_json(cfg_path, resolved)
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.config.precision != "fp32":
+            dtype = torch.bfloat16 if self.config.precision == "amp_bf16" else torch.float16
+            return lambda: torch.autocast("cuda", dtype=dtype)
+        return None
+
+    def _load(self, name: str, seed: int, subsample: str, shots: int | None = None):
+        c = self.config
+        return self._data.load_dataset(name, c.root, num_shots=c.shots if shots is None else shots, seed=seed,
+                                       subsample=subsample, fewshot_source=c.fewshot_source)
+
+    def _test_set(self, splits):
+        tf = self._data.build_test_transform(self.base.image_size, self.base.mean, self.base.std)
+        return self._data.ImageDataset(splits.test, tf), [int(y) for y in splits.test.labels]
+
+    def _evaluate(self, model: MMLoP, splits, *, zero_shot: bool = False) -> float:
+        ds, labels = self._test_set(splits)
+        template = (splits.template or "a photo of a {}.") if (zero_shot or model.config.text_depth == 0) else None
+        c = self.config
+        return accuracy(model, ds, labels, splits.classnames, udc=c.method.loss.udc_at_test,
+                        teacher=c.method.teacher, zero_shot_template=template, batch_size=c.test_batch_size,
+                        num_workers=c.num_workers, device=self.device, max_per_class=c.max_test_per_class,
+                        autocast=self._autocast(), progress=not c.quiet)["accuracy"]
+
+    def _zero_shot(self, splits) -> float:
+        from mmlop.config import PromptConfig
+
+        return self._evaluate(MMLoP(self.base, PromptConfig.zero_shot()), splits, zero_shot=True)
+
+    # Training ------------------------------------------------------------------------------------------------
+    def _train(self, splits, seed: int, run_dir: Path, shots: int) -> MMLoP:
+        c = self.config
+        seed_everything(seed)
+        model = MMLoP(self.base, c.method.prompt, generator=torch.Generator().manual_seed(seed)).to(self.device)
+        if c.grad_checkpoint:
+            model.use_checkpoint = True
+        if c.optim.epochs == 0 or model.num_trainable_parameters() == 0:
+            return model
+        g0 = frozen_text_features(model, splits.classnames, self.templates, average=c.method.teacher.average)
+        tf = self._data.build_train_transform(self.base.image_size, self.base.mean, self.base.std)
+        train_ds = self._data.ImageDataset(splits.train, tf)
+        digest = config_digest({"run": c.to_dict(), "dataset": splits.key, "seed": seed, "shots": shots,
+                                "classes": list(splits.classnames)})
+        fit(model, train_ds, [int(y) for y in splits.train.labels], splits.classnames, g0, optim=c.optim,
+            loss=c.method.loss, seed=seed, run_dir=run_dir, digest=digest, resume=self.resume, device=self.device,
+            precision=c.precision, text_chunk=c.text_chunk, num_workers=c.num_workers, dist_info=self.dist,
+            progress=not c.quiet)
+        if self.dist.is_main:
+            save_prompts(model, run_dir / "prompts", method=c.method, overwrite=True,
+                         extra={"dataset": splits.key, "seed": seed, "shots": shots, "protocol": c.protocol})
+        return model
+
+    def _one(self, dataset: str, seed: int, zs_cache: dict) -> dict[str, Any]:
+        c = self.config
+        run_dir = self.dir / _safe(dataset) / f"seed{seed}"
+        done = run_dir / "results.json"
+        if done.exists() and self.resume:
+            return json.loads(done.read_text())
+        result: dict[str, Any] = {}
+        if c.protocol == "b2n":
+            base_split = self._load(dataset, seed, "base")
+            model = self._train(base_split, seed, run_dir, c.shots)
+            if self.dist.is_main:
+                novel_split = self._load(dataset, seed, "new")
+                result = {"base": self._evaluate(model, base_split), "novel": self._evaluate(model, novel_split)}
+                result["hm"] = harmonic_mean(result["base"], result["novel"])
+                if c.zero_shot:
+                    if dataset not in zs_cache:  # the test split and class sets do not depend on the seed
+                        zs_cache[dataset] = {"zs_base": self._zero_shot(base_split),
+                                             "zs_novel": self._zero_shot(novel_split)}
+                    result.update(zs_cache[dataset])
+        elif c.protocol == "fewshot":
+            split = self._load(dataset, seed, "all")
+            model = self._train(split, seed, run_dir, c.shots)
+            if self.dist.is_main:
+                result = {"accuracy": self._evaluate(model, split)}
+                if c.zero_shot:
+                    zs_cache.setdefault(dataset, {"zs_accuracy": self._zero_shot(split)})
+                    result.update(zs_cache[dataset])
+        else:  # xd / dg: one source model per seed, evaluated on every target
+            split = self._load(dataset, seed, "all")
+            model = self._train(split, seed, run_dir, c.shots)
+            if self.dist.is_main:
+                result = {"source": {"accuracy": self._evaluate(model, split)}, "targets": {}}
+                for target in c.targets:
+                    t_split = self._load(target, seed, "all", shots=0)
+                    row = {"accuracy": self._evaluate(model, t_split)}
+                    if c.zero_shot:
+                        zs_cache.setdefault(target, {"zs_accuracy": self._zero_shot(t_split)})
+                        row.update(zs_cache[target])
+                    result["targets"][target] = row
+        if self.dist.is_main:
+            atomic_write_json(done, result)
+        barrier(self.dist)
+        return result
+
+    def run(self) -> dict[str, Any]:
+        c = self.config
+        self._prepare_folder()
+        per: dict[str, dict[int, dict]] = {}
+        zs_cache: dict[str, dict] = {}
+        for dataset in c.datasets:
+            for seed in c.seeds:
+                res = self._one(dataset, seed, zs_cache)
+                if c.protocol in ("xd", "dg"):
+                    per.setdefault(f"{dataset}", {})[seed] = {**res["source"]}
+                    for t, row in res["targets"].items():
+                        per.setdefault(t, {})[seed] = row
+                else:
+                    per.setdefault(dataset, {})[seed] = res
+        summary = summarize(c.protocol, per)
+        if c.protocol in ("xd", "dg") and c.datasets:
+            summary["datasets"][c.datasets[0]]["is_source"] = True
+            summary = _recompute_target_average(summary, c.datasets[0])
+        summary["run_dir"] = str(self.dir)
+        if self.dist.is_main:
+            write_reports(summary, self.dir, title=f"{c.protocol}: {c.model} ({c.pretrained})")
+        return summary
+
+
+def _recompute_target_average(summary: dict, source: str) -> dict:
+    import statistics
+
+    rows = {k: v for k, v in summary["datasets"].items() if k != source}
+    avg = {}
+    for key in ("accuracy", "zs_accuracy"):
+        vals = [r[key]["mean"] for r in rows.values() if key in r]
+        if vals:
+            avg[key] = statistics.fmean(vals)
+    summary["average"] = avg
+    return summary
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(name).name or name)
+
+
+def _data_api():
+    """The data layer, imported lazily so that model-only use does not import it."""
+    from types import SimpleNamespace
+
+    import mmlop.data as data
+    from mmlop.data import transforms
+
+    return SimpleNamespace(load_dataset=data.load_dataset, ImageDataset=data.ImageDataset,
+                           build_train_transform=transforms.build_train_transform,
+                           build_test_transform=transforms.build_test_transform)
+
+
+def run(config: RunConfig, *, resume: bool = False) -> dict[str, Any]:
+    """Run a configuration and return its summary (also written to the run folder)."""
+    return Runner(config, resume=resume).run()
