@@ -1,0 +1,95 @@
+"""End to end: protocols over a generated custom dataset with a tiny model, the run folder, presets, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmlop.config import ConfigError
+from mmlop.model import base_from_model
+from mmlop.train import build_config
+from mmlop.train.runner import Runner, RunExistsError
+from tiny_models import make_tiny_clip
+
+CLASSES = ["red", "green", "blue", "yellow", "white", "black"]
+COLOURS = [(220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20), (240, 240, 240), (15, 15, 15)]
+
+
+@pytest.fixture(scope="module")
+def colour_dataset(tmp_path_factory):
+    """``<root>/{train,test}/<class>/*.png``: noisy solid colours, 6 classes."""
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 4)):
+        for name, rgb in zip(CLASSES, COLOURS):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                arr = np.clip(np.array(rgb) + rng.normal(0, 25, (36, 36, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(arr).save(folder / f"{i}.png")
+    return root
+
+
+def _config(dataset, out, **kw):
+    fields = dict(datasets=[str(dataset)], output_dir=str(out), seeds=[1, 2], shots=4, quiet=True,
+                  model="tiny-test", pretrained=None, test_batch_size=8)
+    fields.update(kw)
+    overrides = {"optim.epochs": 2, "optim.batch_size": 4, "method.prompt.depth": 2}
+    return build_config("b2n", overrides={**fields, **overrides})
+
+
+def test_base_to_novel_run_writes_the_run_folder(colour_dataset, tmp_path, tokenizer):
+    base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
+    cfg = _config(colour_dataset, tmp_path)
+    summary = Runner(cfg, base=base).run()
+    run_dir = tmp_path / cfg.name if cfg.name else next(p for p in tmp_path.iterdir() if p.is_dir())
+    row = summary["datasets"][str(colour_dataset)]
+    assert row["seeds"] == [1, 2] and 0 <= row["base"]["mean"] <= 100 and len(row["novel"]["per_seed"]) == 2
+    assert row["hm"] == pytest.approx(2 * row["base"]["mean"] * row["novel"]["mean"] /
+                                      (row["base"]["mean"] + row["novel"]["mean"]))
+    assert "zs_base" in row and "zs_hm" in row
+    for name in ("config.json", "summary.json", "summary.md", "summary.png"):
+        assert (run_dir / name).is_file(), name
+    seed_dir = run_dir / "colours" / "seed1"
+    lines = (seed_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    assert (seed_dir / "prompts" / "prompts.safetensors").stat().st_size < 10_000
+    assert json.loads((run_dir / "config.json").read_text())["optim"]["epochs"] == 2
+    assert "| **Average** |" in (run_dir / "summary.md").read_text()
+
+    # The folder is never silently reused; --resume keeps finished results.
+    with pytest.raises(RunExistsError, match="--resume"):
+        Runner(cfg, base=base).run()
+    before = (seed_dir / "results.json").read_text()
+    again = Runner(cfg, base=base, resume=True).run()
+    assert (seed_dir / "results.json").read_text() == before
+    assert again["average"] == summary["average"]
+
+
+def test_fewshot_protocol_and_zero_shot_preset(colour_dataset, tmp_path, tokenizer):
+    base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
+    cfg = build_config("fewshot", method="zeroshot", overrides=dict(
+        datasets=[str(colour_dataset)], output_dir=str(tmp_path), seeds=[1], quiet=True, model="tiny-test",
+        pretrained=None, zero_shot=True))
+    summary = Runner(cfg, base=base).run()
+    row = summary["datasets"][str(colour_dataset)]
+    # Zero-shot "training" is the zero-shot baseline itself.
+    assert row["accuracy"]["mean"] == pytest.approx(row["zs_accuracy"]["mean"])
+
+
+def test_presets_and_strict_overrides():
+    cfg = build_config("dg")
+    assert cfg.protocol == "dg" and cfg.method.prompt.depth == 3 and cfg.optim.epochs == 50
+    assert cfg.targets == ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+    coop = build_config("b2n", method="coop")
+    assert coop.optim.batch_size == 32 and coop.optim.epochs == 200 and coop.method.prompt.vis_depth == 0
+    ivlp = build_config("b2n", method="ivlp")
+    assert ivlp.optim.epochs == 20 and ivlp.method.prompt.rank is None and not ivlp.method.loss.consistency
+    assert build_config("b2n", method="scl").method.loss.udc is False
+    with pytest.raises(ConfigError, match="unknown option 'lrr'"):
+        build_config("b2n", overrides={"optim.lrr": 1})
+    with pytest.raises(ConfigError, match="unknown preset"):
+        build_config("nope")
+    with pytest.raises(ConfigError, match="unknown method preset"):
+        build_config("b2n", method="nope")
