@@ -3,6 +3,9 @@
 //! Indexes cross the boundary as one `bytes` path buffer plus int64 numpy arrays, never as one
 //! Python object per item.
 
+// See mmlop_core::index: errors are rare and cold, so their size is not worth boxing.
+#![allow(clippy::result_large_err)]
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -23,6 +26,8 @@ create_exception!(
 fn to_py(e: IndexError) -> PyErr {
     DatasetError::new_err(e.to_string())
 }
+
+type ScanResult<'py> = (Vec<OsString>, Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
 type PyIndex<'py> = (Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
@@ -67,7 +72,7 @@ fn scan_class_folders<'py>(
     root: PathBuf,
     classes: Option<Vec<OsString>>,
     sort_files: bool,
-) -> PyResult<(Vec<OsString>, Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+) -> PyResult<ScanResult<'py>> {
     let classes = classes.map(|c| c.iter().map(|s| index::os_to_bytes(s)).collect());
     let order = if sort_files { FileOrder::Sorted } else { FileOrder::Filesystem };
     let scan = py.detach(|| index::scan_class_folders(&root, classes, order)).map_err(to_py)?;

@@ -4,6 +4,9 @@
 //! Paths are raw bytes relative to a dataset's path prefix, so nothing here allocates one
 //! object per item; the Python layer keeps the buffer and decodes a path only when asked.
 
+// Errors carry the file and its context; they are rare and cold, so their size is not worth boxing.
+#![allow(clippy::result_large_err)]
+
 mod check;
 mod error;
 mod scan;
