@@ -1,0 +1,50 @@
+"""Image preprocessing of the reference protocol (§1.4); size and normalisation come from the model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torchvision import transforms as T
+from torchvision.transforms import InterpolationMode
+
+__all__ = ["build_train_transform", "build_test_transform", "CLIP_MEAN", "CLIP_STD"]
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _check(image_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"mean and std must have 3 entries with std > 0, got {mean!r} and {std!r}")
+
+
+def build_train_transform(image_size: int, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> T.Compose:
+    """RandomResizedCrop (scale 0.08-1, bicubic) -> RandomHorizontalFlip -> ToTensor -> Normalize.
+
+    Raises:
+        ValueError: For a non-positive size or malformed mean/std.
+    """
+    _check(image_size, mean, std)
+    return T.Compose([
+        T.RandomResizedCrop(image_size, scale=(0.08, 1.0), interpolation=InterpolationMode.BICUBIC),
+        T.RandomHorizontalFlip(),
+        T.ToTensor(),
+        T.Normalize(list(mean), list(std)),
+    ])
+
+
+def build_test_transform(image_size: int, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> T.Compose:
+    """Resize the shorter side (bicubic) -> CenterCrop -> ToTensor -> Normalize.
+
+    Raises:
+        ValueError: For a non-positive size or malformed mean/std.
+    """
+    _check(image_size, mean, std)
+    return T.Compose([
+        T.Resize(image_size, interpolation=InterpolationMode.BICUBIC),
+        T.CenterCrop(image_size),
+        T.ToTensor(),
+        T.Normalize(list(mean), list(std)),
+    ])

@@ -1,1 +1,0 @@
-//! Dataset indexing (see the data issue). Filled in by its own change.
