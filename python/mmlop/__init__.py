@@ -19,6 +19,15 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
 
 from mmlop.config import ConfigError, LossConfig, MethodConfig, PromptConfig, TeacherConfig  # noqa: E402
+from mmlop.data import (  # noqa: E402
+    DATASETS,
+    DatasetError,
+    DatasetSplits,
+    ImageDataset,
+    Items,
+    load_dataset,
+    register_dataset,
+)
 from mmlop.inference import Classifier, predict  # noqa: E402
 from mmlop.losses import logit_kl, mmlop_loss, uniform_drift_correction  # noqa: E402
 from mmlop.model import (  # noqa: E402
@@ -35,6 +44,11 @@ from mmlop.model.teacher import frozen_text_features  # noqa: E402
 __all__ = [
     "__version__",
     "BaseCLIP",
+    "DATASETS",
+    "DatasetError",
+    "DatasetSplits",
+    "ImageDataset",
+    "Items",
     "Classifier",
     "ConfigError",
     "LossConfig",
@@ -48,10 +62,12 @@ __all__ = [
     "base_from_model",
     "frozen_text_features",
     "load_base",
+    "load_dataset",
     "load_prompts",
     "logit_kl",
     "mmlop_loss",
     "predict",
+    "register_dataset",
     "save_prompts",
     "uniform_drift_correction",
 ]

@@ -46,7 +46,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def default_run_name(config: RunConfig) -> str:
-    tag = "-".join(config.datasets[:3]) + ("-etc" if len(config.datasets) > 3 else "")
+    tag = "-".join(Path(d).stem or d for d in config.datasets[:3]) + ("-etc" if len(config.datasets) > 3 else "")
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in tag) or "run"
     return f"{config.protocol}-{safe}-{config_digest(config.to_dict())[:8]}"
 
