@@ -41,6 +41,9 @@ from mmlop.model import (  # noqa: E402
 from mmlop.model.io import PromptMismatchError, load_prompts, save_prompts  # noqa: E402
 from mmlop.model.teacher import frozen_text_features  # noqa: E402
 
+# `mmlop.train` is the function; the training machinery lives in the `mmlop.training` subpackage.
+from mmlop.training import RunConfig, build_config, train  # noqa: E402
+
 __all__ = [
     "__version__",
     "BaseCLIP",
@@ -57,9 +60,11 @@ __all__ = [
     "PromptConfig",
     "PromptMismatchError",
     "QuickGeluMismatchError",
+    "RunConfig",
     "TeacherConfig",
     "UnsupportedModelError",
     "base_from_model",
+    "build_config",
     "frozen_text_features",
     "load_base",
     "load_dataset",
@@ -69,5 +74,6 @@ __all__ = [
     "predict",
     "register_dataset",
     "save_prompts",
+    "train",
     "uniform_drift_correction",
 ]

@@ -125,13 +125,13 @@ def _train_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mmlop.train import RunConfig, build_config, run
-    from mmlop.train.ablation import ABLATION_ROWS, write_ablation
+    from mmlop.training import RunConfig, build_config, run
+    from mmlop.training.ablation import ABLATION_ROWS, write_ablation
 
     fields = _train_fields(args)
     if args.config:
         base_cfg = RunConfig.from_json_file(args.config)
-        from mmlop.train.config import apply_overrides
+        from mmlop.training.config import apply_overrides
 
         configs = {"": apply_overrides(base_cfg, fields)}
     elif args.ablation:
@@ -146,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = run(cfg, resume=args.resume)
         summaries[key] = summary
         if not cfg.quiet:
-            from mmlop.train.report import to_markdown
+            from mmlop.training.report import to_markdown
 
             print(to_markdown(summary, title=f"{key or cfg.protocol} — {summary['run_dir']}"))
     if args.ablation:
@@ -160,8 +160,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mmlop.data import ImageDataset, load_dataset
     from mmlop.data.transforms import build_test_transform
     from mmlop.model.io import load_prompts, read_prompt_config
-    from mmlop.train.evaluate import accuracy
-    from mmlop.train.runner import resolve_device
+    from mmlop.training.evaluate import accuracy
+    from mmlop.training.runner import resolve_device
 
     meta = read_prompt_config(args.prompts)
     device = resolve_device(args.device)

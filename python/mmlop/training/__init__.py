@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from mmlop.config import ConfigError, MethodConfig
-from mmlop.train.config import OptimConfig, RunConfig, apply_overrides
-from mmlop.train.loop import TrainingDivergedError
-from mmlop.train.presets import ABLATION_LADDER, PROTOCOL_PRESETS, method_preset
-from mmlop.train.runner import RunExistsError, run
+from mmlop.training.config import OptimConfig, RunConfig, apply_overrides
+from mmlop.training.loop import TrainingDivergedError
+from mmlop.training.presets import ABLATION_LADDER, PROTOCOL_PRESETS, method_preset
+from mmlop.training.runner import RunExistsError, run
 
 #: Preset used by ``mmlop train`` / ``mmlop.train()`` without arguments.
 DEFAULT_PRESET = "world"

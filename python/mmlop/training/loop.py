@@ -17,11 +17,11 @@ from mmlop.config import LossConfig
 from mmlop.losses import LossTerms, mmlop_loss
 from mmlop.model.prompted import MMLoP
 from mmlop.ops.drift_logits import drift_corrected_logits
-from mmlop.train.batches import EpochBatchSampler, SeededViews
-from mmlop.train.checkpoint import load_checkpoint, save_checkpoint
-from mmlop.train.config import OptimConfig
-from mmlop.train.distributed import DistInfo
-from mmlop.train.schedule import epoch_lr
+from mmlop.training.batches import EpochBatchSampler, SeededViews
+from mmlop.training.checkpoint import load_checkpoint, save_checkpoint
+from mmlop.training.config import OptimConfig
+from mmlop.training.distributed import DistInfo
+from mmlop.training.schedule import epoch_lr
 
 
 class TrainingDivergedError(RuntimeError):

@@ -1,7 +1,7 @@
 import pytest
 
-from mmlop.train.config import OptimConfig
-from mmlop.train.schedule import epoch_lr
+from mmlop.training.config import OptimConfig
+from mmlop.training.schedule import epoch_lr
 
 
 def test_warmup_then_cosine():

@@ -14,9 +14,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from fit_worker import run_fit
-from mmlop.train.checkpoint import CHECKPOINT_FILE, CheckpointError
-from mmlop.train.distributed import DistInfo
-from mmlop.train.loop import TrainingDivergedError
+from mmlop.training.checkpoint import CHECKPOINT_FILE, CheckpointError
+from mmlop.training.distributed import DistInfo
+from mmlop.training.loop import TrainingDivergedError
 
 WORKER = Path(__file__).with_name("fit_worker.py")
 
@@ -53,8 +53,8 @@ def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path):
     with pytest.raises(CheckpointError, match="different settings"):
         from fit_worker import AugmentedImages, CLASSES, make_model
         from mmlop.config import LossConfig
-        from mmlop.train.config import OptimConfig
-        from mmlop.train.loop import fit
+        from mmlop.training.config import OptimConfig
+        from mmlop.training.loop import fit
 
         model = make_model()
         fit(model, AugmentedImages(), None, CLASSES, torch.nn.functional.normalize(torch.randn(4, 24), dim=-1),

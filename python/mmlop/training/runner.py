@@ -18,12 +18,12 @@ from mmlop.model.io import save_prompts
 from mmlop.model.prompted import MMLoP
 from mmlop.model.teacher import frozen_text_features
 from mmlop.templates import get_templates
-from mmlop.train.checkpoint import config_digest
-from mmlop.train.config import RunConfig
-from mmlop.train.distributed import DistInfo, barrier, init_from_env
-from mmlop.train.evaluate import accuracy
-from mmlop.train.loop import fit
-from mmlop.train.report import harmonic_mean, summarize, write_reports
+from mmlop.training.checkpoint import config_digest
+from mmlop.training.config import RunConfig
+from mmlop.training.distributed import DistInfo, barrier, init_from_env
+from mmlop.training.evaluate import accuracy
+from mmlop.training.loop import fit
+from mmlop.training.report import harmonic_mean, summarize, write_reports
 
 
 class RunExistsError(FileExistsError):

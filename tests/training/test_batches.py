@@ -1,7 +1,7 @@
 import torch
 from torch.utils.data import Dataset
 
-from mmlop.train.batches import EpochBatchSampler, SeededViews
+from mmlop.training.batches import EpochBatchSampler, SeededViews
 
 
 def test_batches_are_deterministic_and_drop_the_partial_one():

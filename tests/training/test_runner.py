@@ -8,8 +8,8 @@ from PIL import Image
 
 from mmlop.config import ConfigError
 from mmlop.model import base_from_model
-from mmlop.train import build_config
-from mmlop.train.runner import Runner, RunExistsError
+from mmlop.training import build_config
+from mmlop.training.runner import Runner, RunExistsError
 from tiny_models import make_tiny_clip
 
 CLASSES = ["red", "green", "blue", "yellow", "white", "black"]

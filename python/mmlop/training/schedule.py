@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from mmlop.train.config import OptimConfig
+from mmlop.training.config import OptimConfig
 
 
 def epoch_lr(cfg: OptimConfig, epoch: int) -> float:

@@ -18,9 +18,9 @@ from tiny_models import make_tiny_clip  # noqa: E402
 from mmlop.config import LossConfig, PromptConfig  # noqa: E402
 from mmlop.model import MMLoP, base_from_model  # noqa: E402
 from mmlop.model.teacher import frozen_text_features  # noqa: E402
-from mmlop.train.config import OptimConfig  # noqa: E402
-from mmlop.train.distributed import DistInfo  # noqa: E402
-from mmlop.train.loop import fit  # noqa: E402
+from mmlop.training.config import OptimConfig  # noqa: E402
+from mmlop.training.distributed import DistInfo  # noqa: E402
+from mmlop.training.loop import fit  # noqa: E402
 
 CLASSES = ["cat", "dog", "bird", "fish"]
 
