@@ -106,3 +106,29 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
 
     init = make_model().prompts.state_dict()
     assert not torch.allclose(init["text"], single.prompts.state_dict()["text"])
+
+
+def test_training_through_the_fused_ops_matches_the_reference_path(tmp_path, monkeypatch):
+    """Under TRITON_INTERPRET=1 the model's ops run the Triton kernels; MMLOP_OPS=reference runs pure torch."""
+    from mmlop.ops import _dispatch, drift_logits, prompt_expand
+
+    assert os.environ.get("TRITON_INTERPRET") == "1"
+    calls = []
+
+    def spy(*tensors):
+        calls.append(_dispatch.use_triton(*tensors))
+        return calls[-1]
+
+    for module in (prompt_expand, drift_logits):
+        monkeypatch.setattr(module, "use_triton", spy)
+    fused = run_fit(tmp_path / "fused", 2)
+    assert calls and all(calls), "the fused path did not take the Triton kernels"
+    monkeypatch.setenv("MMLOP_OPS", "reference")
+    calls.clear()
+    reference = run_fit(tmp_path / "reference", 2)
+    assert calls and not any(calls)
+    for (k, a), (_, b) in zip(fused.prompts.state_dict().items(), reference.prompts.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+    fused_losses = [json.loads(x)["loss_total"] for x in (tmp_path / "fused" / "metrics.jsonl").read_text().splitlines()]
+    ref_losses = [json.loads(x)["loss_total"] for x in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
+    assert fused_losses == pytest.approx(ref_losses, rel=1e-5)
