@@ -75,6 +75,22 @@ def test_missing_keys_are_reported_and_zero_filled(tmp_path):
     assert store.find(keys)[3:].tolist() == [-1, -1, -1]
 
 
+def test_get_writes_into_a_given_buffer(tmp_path):
+    store = FeatureStore(tmp_path / "s.mmfs", width=4, dtype="float16", fingerprint=FP)
+    keys = random_keys(3)
+    store.put(keys[:2], np.arange(8, dtype=np.float16).reshape(2, 4))
+    buf = torch.full((3, 4), 7.0, dtype=torch.float16)
+    rows, found = store.get(keys, out=buf)
+    assert rows is buf and found.tolist() == [True, True, False]
+    assert buf.flatten().tolist() == list(range(8)) + [0] * 4
+    with pytest.raises(ValueError, match=r"shape \(3, 4\)"):
+        store.get(keys, out=torch.zeros(2, 4, dtype=torch.float16))
+    with pytest.raises(TypeError, match="float16"):
+        store.get(keys, out=torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        store.get(keys, out=torch.zeros(4, 3, dtype=torch.float16).T)
+
+
 def test_get_or_compute_calls_compute_only_for_missing_keys(tmp_path):
     keys = random_keys(8)
     keys[5] = keys[1]  # a duplicate, missing on the first call
@@ -134,6 +150,18 @@ def test_bad_keys_and_rows_are_refused(tmp_path):
         store.put(random_keys(2), np.zeros((2, 3), np.float16))
     with pytest.raises(ValueError, match="dtype"):
         FeatureStore(tmp_path / "t.mmfs", width=4, dtype="bfloat16", fingerprint=FP)
+    # The binding refuses Fortran-ordered arrays, whose memory order is not the rows.
+    from mmlop._native import merge
+
+    with pytest.raises(ValueError, match="keys must be a C-contiguous"):
+        merge(tmp_path / "u.mmfs", random_keys(16).T, np.zeros((16, 4), np.float16), dtype="float16", width=4,
+              fingerprint=FP)
+    with pytest.raises(ValueError, match="rows must be C-contiguous"):
+        merge(tmp_path / "u.mmfs", random_keys(4), np.zeros((4, 4), np.float16).T, dtype="float16", width=4,
+              fingerprint=FP)
+    with pytest.raises(TypeError, match="float16"):
+        merge(tmp_path / "u.mmfs", random_keys(4), np.zeros((4, 4), np.float32), dtype="float16", width=4,
+              fingerprint=FP)
 
 
 def tiny_clip():

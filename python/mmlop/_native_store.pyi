@@ -47,8 +47,11 @@ class Store:
         """Checks every checksum and the key order. Raises StoreError."""
     def find(self, keys: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
         """Row index of each (n, 16) uint8 key, -1 where missing."""
-    def gather(self, keys: npt.NDArray[np.uint8]) -> tuple[np.ndarray, npt.NDArray[np.bool_]]:
-        """(rows, found): a new (n, width) array in key order (zeros where missing) and a bool mask."""
+    def gather(
+        self, keys: npt.NDArray[np.uint8], out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, npt.NDArray[np.bool_]]:
+        """(rows, found): the rows in key order (zeros where missing), written into `out` (a writeable
+        C-contiguous (n, width) array of the store dtype) or a new array, and a bool mask."""
 
 def merge(
     path: str | PathLike[str],

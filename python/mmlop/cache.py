@@ -147,21 +147,32 @@ class FeatureStore:
             return np.full(len(k), -1, dtype=np.int64)
         return self._store.find(k)
 
-    def get(self, keys: KeysLike) -> tuple[torch.Tensor, torch.Tensor]:
+    def get(self, keys: KeysLike, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Gathers rows by key.
 
         Args:
             keys: N keys (see :func:`stack_keys`).
+            out: optional ``(N, width)`` contiguous CPU tensor of the store dtype to write into (e.g. a
+                reused, pinned batch buffer), which saves allocating and faulting in a new one per batch.
 
         Returns:
-            ``(rows, found)``: a new ``(N, width)`` tensor of the store dtype in the order of ``keys``
-            (zeros where missing) and an ``(N,)`` bool tensor marking the keys that were present.
+            ``(rows, found)``: the ``(N, width)`` rows in the order of ``keys`` (zeros where missing), in
+            ``out`` or a new tensor, and an ``(N,)`` bool tensor marking the keys that were present.
+
+        Raises:
+            TypeError, ValueError: if ``out`` has the wrong dtype, shape or layout.
         """
         k = stack_keys(keys)
         if self._store is None:
-            return torch.zeros(len(k), self.width, dtype=_DTYPES[self.dtype]), torch.zeros(len(k), dtype=torch.bool)
-        rows, found = self._store.gather(k)
-        return torch.from_numpy(rows), torch.from_numpy(found)
+            rows = torch.zeros(len(k), self.width, dtype=_DTYPES[self.dtype]) if out is None else out.zero_()
+            return rows, torch.zeros(len(k), dtype=torch.bool)
+        if out is None:
+            rows, found = self._store.gather(k)
+            return torch.from_numpy(rows), torch.from_numpy(found)
+        if out.device.type != "cpu" or out.dtype != _DTYPES[self.dtype]:
+            raise TypeError(f"out must be a CPU {self.dtype} tensor, got {out.device} {out.dtype}")
+        _, found = self._store.gather(k, out.numpy())
+        return out, torch.from_numpy(found)
 
     def put(self, keys: KeysLike, rows: torch.Tensor | np.ndarray) -> int:
         """Adds rows under keys and publishes the new file atomically.

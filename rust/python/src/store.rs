@@ -34,7 +34,12 @@ fn key_bytes<'a>(keys: &'a PyReadonlyArray2<'_, u8>) -> PyResult<&'a [u8]> {
     if shape[1] != 16 {
         return Err(PyValueError::new_err(format!("keys must have shape (n, 16), got {shape:?}")));
     }
-    keys.as_slice().map_err(|_| PyValueError::new_err("keys must be a C-contiguous (n, 16) uint8 array"))
+    // `as_slice` also accepts Fortran order, whose memory order is not the rows.
+    let not_c = || PyValueError::new_err("keys must be a C-contiguous (n, 16) uint8 array");
+    if !keys.is_c_contiguous() {
+        return Err(not_c());
+    }
+    keys.as_slice().map_err(|_| not_c())
 }
 
 fn as_bytes<T>(s: &[T]) -> &[u8] {
@@ -147,13 +152,20 @@ impl PyStore {
         Ok(out)
     }
 
-    /// Copies the rows of `keys` into a new `(n, width)` array, in the order given; returns
+    /// Copies the rows of `keys` in the order given into `out` (a new `(n, width)` array when None, else
+    /// a writeable C-contiguous one of the store dtype, e.g. a reused batch buffer); returns
     /// `(rows, found)` where `found` is a bool mask and rows of missing keys are zero.
-    fn gather<'py>(&self, py: Python<'py>, keys: PyReadonlyArray2<'py, u8>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    #[pyo3(signature = (keys, out = None))]
+    fn gather<'py>(
+        &self,
+        py: Python<'py>,
+        keys: PyReadonlyArray2<'py, u8>,
+        out: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let k = key_bytes(&keys)?;
         match self.inner.spec().dtype {
-            Dtype::F16 => gather_typed::<f16>(py, &self.inner, k),
-            Dtype::F32 => gather_typed::<f32>(py, &self.inner, k),
+            Dtype::F16 => gather_typed::<f16>(py, &self.inner, k, out),
+            Dtype::F32 => gather_typed::<f32>(py, &self.inner, k, out),
         }
     }
 }
@@ -177,14 +189,35 @@ fn mapped_view<'py, T: Element>(
     Ok(array.into_any())
 }
 
-fn gather_typed<'py, T: Element>(py: Python<'py>, s: &store::Store, keys: &[u8]) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let n = keys.len() / 16;
-    let out = PyArray2::<T>::zeros(py, [n, s.spec().width as usize], false);
-    let found = PyArray1::<bool>::zeros(py, n, false);
+fn gather_typed<'py, T: Element>(
+    py: Python<'py>,
+    s: &store::Store,
+    keys: &[u8],
+    out: Option<Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let (n, width) = (keys.len() / 16, s.spec().width as usize);
+    let out = match out {
+        // SAFETY (both `new`): `Store::gather` writes every row and every flag (zeros for missing keys)
+        // before the arrays reach Python, and they are dropped unread if it fails.
+        None => unsafe { PyArray2::<T>::new(py, [n, width], false) },
+        Some(given) => {
+            let arr = given.cast_into::<PyArray2<T>>().map_err(|_| {
+                PyTypeError::new_err(format!("out must be a 2-D numpy {} array of shape ({n}, {width})", s.spec().dtype.name()))
+            })?;
+            if arr.shape() != [n, width] {
+                return Err(PyValueError::new_err(format!("out must have shape ({n}, {width}), got {:?}", arr.shape())));
+            }
+            if !arr.is_c_contiguous() {
+                return Err(PyValueError::new_err("out must be C-contiguous"));
+            }
+            arr
+        }
+    };
+    let found = unsafe { PyArray1::<bool>::new(py, n, false) };
     {
-        let mut out_rw = out.readwrite();
+        let mut out_rw = out.try_readwrite().map_err(|e| PyValueError::new_err(format!("out is not writeable: {e}")))?;
         let mut found_rw = found.readwrite();
-        let out_slice = as_bytes_mut(out_rw.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))?);
+        let out_slice = as_bytes_mut(out_rw.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous"))?);
         let found_slice = found_rw.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))?;
         py.detach(|| s.gather(keys, out_slice, found_slice)).map_err(to_py)?;
     }
@@ -197,6 +230,9 @@ fn typed_rows<'a, T: Element>(rows: &'a Bound<'_, PyAny>, width: usize, dtype: D
         .map_err(|_| PyTypeError::new_err(format!("rows must be a 2-D numpy {} array of width {width}", dtype.name())))?;
     if arr.shape()[1] != width {
         return Err(PyValueError::new_err(format!("rows must have shape (n, {width}), got {:?}", arr.shape())));
+    }
+    if !arr.is_c_contiguous() {
+        return Err(PyValueError::new_err("rows must be C-contiguous"));
     }
     Ok(arr.readonly())
 }
