@@ -148,7 +148,7 @@ class FeatureStore:
         return self._store.find(k)
 
     def get(self, keys: KeysLike, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gathers rows by key.
+        """Gathers rows by key, from the file as last opened (see :meth:`refresh`).
 
         Args:
             keys: N keys (see :func:`stack_keys`).

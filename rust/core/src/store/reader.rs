@@ -177,20 +177,50 @@ impl Store {
         }
         let rows = self.rows_bytes();
         let mut hits = 0;
-        for ((k, dst), f) in keys.chunks_exact(16).zip(out.chunks_exact_mut(rb)).zip(found.iter_mut()) {
-            match self.find(as_key(k)) {
-                Some(i) => {
+        let mut at = [0usize; GATHER_CHUNK];
+        for ((keys, out), found) in keys.chunks(16 * GATHER_CHUNK).zip(out.chunks_mut(rb * GATHER_CHUNK)).zip(found.chunks_mut(GATHER_CHUNK)) {
+            let at = &mut at[..found.len()];
+            self.find_chunk(keys, at);
+            // Rows were prefetched by `find_chunk`, so these copies overlap their memory latency.
+            for ((&i, dst), f) in at.iter().zip(out.chunks_exact_mut(rb)).zip(found.iter_mut()) {
+                *f = i != NOT_FOUND;
+                if *f {
                     dst.copy_from_slice(&rows[i * rb..(i + 1) * rb]);
-                    *f = true;
                     hits += 1;
-                }
-                None => {
+                } else {
                     dst.fill(0);
-                    *f = false;
                 }
             }
         }
         Ok(hits)
+    }
+
+    /// Looks up a chunk of keys in stages (bucket table, then keys, then rows), prefetching each stage
+    /// for all keys before using it: random lookups in a large store are memory-latency bound, and this
+    /// keeps many misses in flight instead of one chain of dependent misses per key.
+    fn find_chunk(&self, keys: &[u8], at: &mut [usize]) {
+        let l = &self.header.layout;
+        let base = self.map.as_ptr();
+        for (k, slot) in keys.chunks_exact(16).zip(at.iter_mut()) {
+            let b = bucket_of(u128::from_be_bytes(*as_key(k)), l.bucket_bits);
+            *slot = b;
+            prefetch(base, l.table_offset as usize + b * 8);
+        }
+        for slot in at.iter_mut() {
+            let lo = self.table(*slot);
+            prefetch(base, l.keys_offset as usize + lo.min(self.len().saturating_sub(1)) * 16);
+        }
+        let rb = self.spec().row_bytes();
+        for (k, slot) in keys.chunks_exact(16).zip(at.iter_mut()) {
+            *slot = self.find(as_key(k)).unwrap_or(NOT_FOUND);
+            if *slot != NOT_FOUND {
+                // The whole row (up to 1 KiB): its lines then arrive in parallel with the next lookups.
+                let row = l.rows_offset as usize + *slot * rb;
+                for line in (0..rb.min(1024)).step_by(64) {
+                    prefetch(base, row + line);
+                }
+            }
+        }
     }
 
     fn check_keys(&self, keys: &[u8], n: usize) -> Result<()> {
@@ -199,6 +229,23 @@ impl Store {
         }
         Ok(())
     }
+}
+
+const GATHER_CHUNK: usize = 64;
+const NOT_FOUND: usize = usize::MAX;
+
+/// Hints the CPU to load the cache line at `base + offset`; callers keep `offset` inside the map.
+#[inline(always)]
+fn prefetch(base: *const u8, offset: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint and cannot fault; the address is inside the mapped file.
+    #[allow(unused_unsafe)]
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(offset).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (base, offset);
 }
 
 #[inline]
