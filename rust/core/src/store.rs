@@ -1,1 +1,0 @@
-//! Frozen-feature store (see the cache issue). Filled in by its own change.
