@@ -38,5 +38,5 @@ def test_views_depend_only_on_seed_epoch_index_and_spare_the_global_rng():
     assert torch.equal(torch.get_rng_state(), state)
     torch.manual_seed(99)
     x2, _, _ = views[(2, 3)]
-    assert torch.equal(x1, x2) and y1 == 3 and key.tolist() == [2, 3]
+    assert torch.equal(x1, x2) and y1 == 3 and key.tolist() == [2, 3, -1]
     assert not torch.equal(x1, views[(3, 3)][0])

@@ -93,3 +93,12 @@ def test_presets_and_strict_overrides():
         build_config("nope")
     with pytest.raises(ConfigError, match="unknown method preset"):
         build_config("b2n", method="nope")
+
+
+def test_run_with_the_feature_cache_and_preenumerated_views(colour_dataset, tmp_path, tokenizer):
+    base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
+    cfg = _config(colour_dataset, tmp_path, feature_cache="auto", views_per_image=2, seeds=[1])
+    summary = Runner(cfg, base=base).run()
+    stores = sorted(p.name.split("-")[0] for p in (tmp_path / "feature_cache").iterdir() if p.suffix == ".store")
+    assert stores == ["image", "text"]
+    assert 0 <= summary["average"]["hm"] <= 100

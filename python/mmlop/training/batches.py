@@ -50,20 +50,34 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
         return len(self._global_batches())
 
 
-class SeededViews(Dataset):
-    """Wraps an image dataset so that item ``(epoch, i)`` is augmented with a generator seeded by
-    (seed, epoch, i); the global torch RNG is left untouched. Items are ``(image, label, key)`` with
-    ``key = tensor([epoch, i])`` identifying the view."""
+def key_seed(key: bytes) -> int:
+    """A 63-bit augmentation seed taken from a cache key."""
+    return int.from_bytes(key[:8], "little") >> 1
 
-    def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed = dataset, seed
+
+class SeededViews(Dataset):
+    """Wraps an image dataset so that its augmentation is a function of (seed, epoch, index).
+
+    Without views, item ``(epoch, i)`` is augmented with a generator seeded by (seed, epoch, i). With
+    pre-enumerated views (``view_keys[i]`` holds the cache keys of image i's views), epoch e shows view
+    ``v = mix_seed(seed, e, i) % views`` of image i, augmented with the seed of its key, so its frozen features can
+    come from the cache. The global torch RNG is left untouched. Items are ``(image, label, key)`` with
+    ``key = tensor([epoch, i, v])`` (v = -1 without views).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, view_keys: list[list[bytes]] | None = None):
+        self.dataset, self.seed, self.view_keys = dataset, seed, view_keys
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
+    def view_of(self, epoch: int, i: int) -> int:
+        return -1 if not self.view_keys else mix_seed(self.seed, epoch, i, 0x7E) % len(self.view_keys[i])
+
     def __getitem__(self, key: tuple[int, int]):
         epoch, i = key
+        v = self.view_of(epoch, i)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(mix_seed(self.seed, epoch, i))
+            torch.manual_seed(mix_seed(self.seed, epoch, i) if v < 0 else key_seed(self.view_keys[i][v]))
             image, label = self.dataset[i]
-        return image, label, torch.tensor([epoch, i])
+        return image, label, torch.tensor([epoch, i, v])

@@ -62,7 +62,10 @@ class RunConfig(_JsonMixin):
         num_workers: DataLoader workers.
         text_chunk: Classes per text-encoder pass (bounds memory for 1000 classes); 0 = all at once.
         grad_checkpoint: Gradient checkpointing of the encoder blocks.
-        feature_cache: Folder of the frozen-feature cache; ``""`` disables caching.
+        feature_cache: Folder of the frozen-feature cache (text ensembles and pre-enumerated image views);
+            ``"auto"`` is ``<output_dir>/feature_cache``; ``""`` disables it (features computed in memory).
+        views_per_image: Pre-enumerate this many augmented views per training image and take their frozen image
+            features from the cache (0: a fresh augmentation every epoch and a frozen pass every step).
         fewshot_source: Where few-shot splits come from (``auto``, ``reference_pickle``, ``own``, ``resample``).
         max_test_per_class: 0 = the whole test split; otherwise evaluate on at most this many images per class
             (for quick checks; published numbers need 0).
@@ -89,6 +92,7 @@ class RunConfig(_JsonMixin):
     text_chunk: int = 0
     grad_checkpoint: bool = False
     feature_cache: str = ""
+    views_per_image: int = 0
     fewshot_source: str = "auto"
     max_test_per_class: int = 0
     zero_shot: bool = True
@@ -106,6 +110,8 @@ class RunConfig(_JsonMixin):
         _check(self.test_batch_size >= 1, o, "test_batch_size", self.test_batch_size, ">= 1")
         _check(self.num_workers >= 0, o, "num_workers", self.num_workers, ">= 0")
         _check(self.text_chunk >= 0, o, "text_chunk", self.text_chunk, ">= 0")
+        _check(isinstance(self.views_per_image, int) and self.views_per_image >= 0, o, "views_per_image",
+               self.views_per_image, "an integer >= 0")
         _check(self.fewshot_source in ("auto", "reference_pickle", "own", "resample"), o, "fewshot_source",
                self.fewshot_source, "auto, reference_pickle, own or resample")
         if self.protocol in ("xd", "dg"):

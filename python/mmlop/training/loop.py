@@ -28,8 +28,9 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-#: Frozen image features (B, D), unit norm, of a batch: (images, keys) -> features, where keys is a (B, 2) tensor of
-#: (epoch, index) pairs identifying each augmented view. Default: a frozen pass over the same images.
+#: Frozen image features (B, D), unit norm, of a batch: (images, keys) -> features, where keys is a (B, 3) tensor of
+#: (epoch, index, view) identifying each augmented view (view -1 without pre-enumerated views). Default: a frozen
+#: pass over the same images.
 FrozenImageFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -76,7 +77,7 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
         *, optim: OptimConfig, loss: LossConfig, seed: int, run_dir: Path, digest: str, resume: bool = False,
         device: torch.device = torch.device("cpu"), precision: str = "fp32", text_chunk: int = 0,
         num_workers: int = 0, dist_info: DistInfo = DistInfo(), frozen_image_fn: FrozenImageFn | None = None,
-        progress: bool = True) -> FitResult:
+        view_keys: list[list[bytes]] | None = None, progress: bool = True) -> FitResult:
     """Train the prompts of ``model`` on a few-shot set.
 
     Args:
@@ -97,6 +98,8 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
         dist_info: Data-parallel rank and world size.
         frozen_image_fn: Source of frozen image features for a batch (e.g. the feature cache); default: a frozen
             forward pass of the same augmented images.
+        view_keys: Pre-enumerated views: ``view_keys[i]`` are the cache keys of image i's views (see
+            :mod:`mmlop.training.features`); each epoch shows one of them, drawn from (seed, epoch, i).
         progress: Show a progress bar.
 
     Raises:
@@ -121,7 +124,7 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
         runner = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda"
                                                      else None, broadcast_buffers=False)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and precision == "amp_fp16"))
-    views = SeededViews(dataset, seed)
+    views = SeededViews(dataset, seed, view_keys)
     metrics_path = run_dir / "metrics.jsonl"
     last: dict = {}
 

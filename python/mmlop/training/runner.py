@@ -16,12 +16,12 @@ from mmlop.config import ConfigError
 from mmlop.model.factory import BaseCLIP, load_base
 from mmlop.model.io import save_prompts
 from mmlop.model.prompted import MMLoP
-from mmlop.model.teacher import frozen_text_features
 from mmlop.templates import get_templates
 from mmlop.training.checkpoint import config_digest
 from mmlop.training.config import RunConfig
 from mmlop.training.distributed import DistInfo, barrier, init_from_env
 from mmlop.training.evaluate import accuracy
+from mmlop.training.features import FrozenFeatures, view_lookup
 from mmlop.training.loop import fit
 from mmlop.training.report import harmonic_mean, summarize, write_reports
 
@@ -80,6 +80,12 @@ class Runner:
         if self.dist.is_main:
             atomic_write_json(cfg_path, resolved)
 
+    def _cache_folder(self) -> Path | None:
+        c = self.config
+        if not c.feature_cache:
+            return None
+        return Path(c.output_dir) / "feature_cache" if c.feature_cache == "auto" else Path(c.feature_cache)
+
     def _autocast(self):
         if self.device.type == "cuda" and self.config.precision != "fp32":
             dtype = torch.bfloat16 if self.config.precision == "amp_bf16" else torch.float16
@@ -118,15 +124,23 @@ class Runner:
             model.use_checkpoint = True
         if c.optim.epochs == 0 or model.num_trainable_parameters() == 0:
             return model
-        g0 = frozen_text_features(model, splits.classnames, self.templates, average=c.method.teacher.average)
+        features = FrozenFeatures(model, self._cache_folder())
+        g0 = features.text(splits.classnames, self.templates, c.method.teacher.templates, c.method.teacher.average)
         tf = self._data.build_train_transform(self.base.image_size, self.base.mean, self.base.std)
         train_ds = self._data.ImageDataset(splits.train, tf)
+        view_keys = frozen_fn = None
+        if c.views_per_image > 0:
+            transform_id = f"{tf!r}|size={self.base.image_size}|mean={self.base.mean}|std={self.base.std}"
+            view_keys = features.image_view_keys(splits.train.paths, transform_id, seed, c.views_per_image)
+            table = features.image_views(train_ds, view_keys, batch_size=c.test_batch_size, device=self.device,
+                                         num_workers=c.num_workers)
+            frozen_fn = view_lookup(table)
         digest = config_digest({"run": c.to_dict(), "dataset": splits.key, "seed": seed, "shots": shots,
                                 "classes": list(splits.classnames)})
         fit(model, train_ds, [int(y) for y in splits.train.labels], splits.classnames, g0, optim=c.optim,
             loss=c.method.loss, seed=seed, run_dir=run_dir, digest=digest, resume=self.resume, device=self.device,
             precision=c.precision, text_chunk=c.text_chunk, num_workers=c.num_workers, dist_info=self.dist,
-            progress=not c.quiet)
+            frozen_image_fn=frozen_fn, view_keys=view_keys, progress=not c.quiet)
         if self.dist.is_main:
             save_prompts(model, run_dir / "prompts", method=c.method, overwrite=True,
                          extra={"dataset": splits.key, "seed": seed, "shots": shots, "protocol": c.protocol})
