@@ -90,7 +90,7 @@ def _parse_value(text: str) -> Any:
 def _train_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in ("root", "model", "shots", "output_dir", "device", "precision", "test_batch_size", "num_workers",
-                 "text_chunk", "fewshot_source", "max_test_per_class"):
+                 "text_chunk", "fewshot_source", "max_test_per_class", "feature_cache", "views_per_image"):
         v = getattr(args, name)
         if v is not None:
             fields[name] = v
@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--num-workers", type=int, help="DataLoader workers")
     tr.add_argument("--text-chunk", type=int, help="classes per text-encoder pass (0 = all)")
     tr.add_argument("--grad-checkpoint", action="store_true", help="gradient checkpointing of encoder blocks")
+    tr.add_argument("--feature-cache",
+                    help="frozen-feature cache folder ('auto' = <output-dir>/feature_cache, '' = off)")
+    tr.add_argument("--views-per-image", type=int,
+                    help="pre-enumerate N augmented views per training image; their frozen features are cached")
     tr.add_argument("--fewshot-source", help="auto, reference_pickle, own or resample")
     tr.add_argument("--max-test-per-class", type=int, help="evaluate on at most N test images per class")
     tr.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot baseline evaluation")
