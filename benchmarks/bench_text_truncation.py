@@ -14,7 +14,6 @@ import random
 import sys
 import time
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import torch  # noqa: E402
 
