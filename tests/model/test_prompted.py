@@ -5,24 +5,20 @@ import pytest
 import torch
 
 from mmlop.config import LossConfig, PromptConfig
-from mmlop.losses import mmlop_loss
 from mmlop.model import MMLoP, base_from_model
 from mmlop.model.prompts import PromptFactors
 from mmlop.model.teacher import frozen_text_features
-from mmlop.ops.drift_logits import drift_corrected_logits
+from mmlop.training.loop import TrainStep
 
 CLASSES = ["cat", "dog", "bird", "fish"]
 
 
 def training_step(model, images, labels, classnames, opt):
     g0 = frozen_text_features(model, classnames, ["a photo of a {}.", "a {}."])
-    p_text, p_vision = model.prompt_tensors()
-    text = model.class_text_features(classnames, text_prompts=p_text)
-    image = model.encode_image(images, vision_prompts=p_vision)
+    step = TrainStep(model, model.class_tokens(classnames), g0, LossConfig())
     with torch.no_grad():
         f0 = model.encode_image(images, prompted=False, normalize=True)
-    out = drift_corrected_logits(image, text, g0, model.logit_scale)
-    loss = mmlop_loss(out, labels, f0, g0, model.logit_scale, LossConfig())
+    loss = step(images, labels, f0)
     opt.zero_grad()
     loss.total.backward()
     opt.step()
