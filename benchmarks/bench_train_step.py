@@ -3,6 +3,7 @@ mmlop's step vs the peers' design, each variant in its own process (for its peak
 
 - mmlop: the prompted text encoder runs only up to the longest end-of-text token; frozen text features g0 and the
   frozen features of the pre-enumerated image views come from the feature cache (no frozen image pass).
+- mmlop-ckpt: the same with gradient checkpointing of the encoder blocks (``--grad-checkpoint``), for memory.
 - peers: the full 77-token prompted text encoder over all classes and a separate frozen image pass every step
   (g0 precomputed, as the peer projects do).
 
@@ -39,6 +40,7 @@ def child(variant: str, classes: int, batch: int, steps: int) -> dict:
     torch.manual_seed(0)
     base = base_from_model(open_clip.create_model("ViT-B-16"), open_clip.get_tokenizer("ViT-B-16"), "ViT-B-16")
     model = MMLoP(base)
+    model.use_checkpoint = variant == "mmlop-ckpt"
     tokens = model.class_tokens(class_names(classes))
     g0 = F.normalize(torch.randn(classes, 512), dim=-1)  # precomputed in both designs
     images = torch.randn(batch, 3, 224, 224)
@@ -49,9 +51,9 @@ def child(variant: str, classes: int, batch: int, steps: int) -> dict:
     for _ in range(steps):
         t0 = time.perf_counter()
         p_text, p_vision = model.prompt_tensors()
-        text = model.encode_text(tokens, text_prompts=p_text, truncate=(variant == "mmlop"))
+        text = model.encode_text(tokens, text_prompts=p_text, truncate=variant.startswith("mmlop"))
         image = model.encode_image(images, vision_prompts=p_vision)
-        if variant == "mmlop":
+        if variant.startswith("mmlop"):
             f0 = cached_f0
         else:
             with torch.no_grad():
@@ -64,7 +66,7 @@ def child(variant: str, classes: int, batch: int, steps: int) -> dict:
         times.append(time.perf_counter() - t0)
     return {"variant": variant, "step_s": round(times[-1], 3), "all_steps_s": [round(t, 3) for t in times],
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-            "text_tokens": int(tokens.argmax(-1).max()) + 1 if variant == "mmlop" else tokens.shape[1]}
+            "text_tokens": int(tokens.argmax(-1).max()) + 1 if variant.startswith("mmlop") else tokens.shape[1]}
 
 
 def main() -> None:
@@ -80,14 +82,15 @@ def main() -> None:
     from common import write_result
 
     rows = {}
-    for variant in ("mmlop", "peers"):
+    for variant in ("mmlop", "mmlop-ckpt", "peers"):
         out = subprocess.run([sys.executable, __file__, "--child", variant, "--classes", str(args.classes),
                               "--batch", str(args.batch), "--steps", str(args.steps)],
                              capture_output=True, text=True, check=True)
         rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
         print(rows[variant], flush=True)
-    ratio = {"speedup": round(rows["peers"]["step_s"] / rows["mmlop"]["step_s"], 2),
-             "memory_fraction": round(rows["mmlop"]["peak_rss_gib"] / rows["peers"]["peak_rss_gib"], 3)}
+    ratio = {f"{v}_vs_peers": {"speedup": round(rows["peers"]["step_s"] / rows[v]["step_s"], 2),
+                               "memory_fraction": round(rows[v]["peak_rss_gib"] / rows["peers"]["peak_rss_gib"], 3)}
+             for v in ("mmlop", "mmlop-ckpt")}
     print(ratio)
     import torch
 
