@@ -44,6 +44,10 @@ from mmlop.model.teacher import frozen_text_features  # noqa: E402
 # `mmlop.train` is the function; the training machinery lives in the `mmlop.training` subpackage.
 from mmlop.training import RunConfig, build_config, train  # noqa: E402
 
+from mmlop import builtin as _builtin  # noqa: E402
+
+_builtin.register()
+
 __all__ = [
     "__version__",
     "BaseCLIP",

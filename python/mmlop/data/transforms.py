@@ -20,15 +20,19 @@ def _check(image_size: int, mean: Sequence[float], std: Sequence[float]) -> None
         raise ValueError(f"mean and std must have 3 entries with std > 0, got {mean!r} and {std!r}")
 
 
-def build_train_transform(image_size: int, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> T.Compose:
-    """RandomResizedCrop (scale 0.08-1, bicubic) -> RandomHorizontalFlip -> ToTensor -> Normalize.
+def build_train_transform(image_size: int, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
+                          scale: tuple[float, float] = (0.08, 1.0)) -> T.Compose:
+    """RandomResizedCrop (scale 0.08-1 by default, bicubic) -> RandomHorizontalFlip -> ToTensor -> Normalize.
 
     Raises:
-        ValueError: For a non-positive size or malformed mean/std.
+        ValueError: For a non-positive size, malformed mean/std, or a crop scale outside (0, 1].
     """
     _check(image_size, mean, std)
+    lo, hi = scale
+    if not 0 < lo <= hi <= 1:
+        raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {scale!r}")
     return T.Compose([
-        T.RandomResizedCrop(image_size, scale=(0.08, 1.0), interpolation=InterpolationMode.BICUBIC),
+        T.RandomResizedCrop(image_size, scale=(lo, hi), interpolation=InterpolationMode.BICUBIC),
         T.RandomHorizontalFlip(),
         T.ToTensor(),
         T.Normalize(list(mean), list(std)),

@@ -54,13 +54,9 @@ def build_config(preset: str | None = DEFAULT_PRESET, *, method: str | MethodCon
 
 def all_presets() -> dict[str, dict[str, Any]]:
     """Protocol presets, including the built-in offline benchmark when its assets are installed."""
-    presets = dict(PROTOCOL_PRESETS)
-    try:
-        from mmlop.data.world import WORLD_PRESET
-    except ImportError:  # the offline world is optional
-        return presets
-    presets["world"] = WORLD_PRESET
-    return presets
+    from mmlop.builtin import world_preset
+
+    return {**PROTOCOL_PRESETS, "world": world_preset()}
 
 
 def train(preset: str | None = DEFAULT_PRESET, *, method: str | MethodConfig = "mmlop", resume: bool = False,

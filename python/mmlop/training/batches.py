@@ -78,6 +78,8 @@ class SeededViews(Dataset):
         epoch, i = key
         v = self.view_of(epoch, i)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(mix_seed(self.seed, epoch, i) if v < 0 else key_seed(self.view_keys[i][v]))
+            # The CPU generator alone: torch.manual_seed would also queue CUDA/XPU seeding with a stack trace.
+            seed = mix_seed(self.seed, epoch, i) if v < 0 else key_seed(self.view_keys[i][v])
+            torch.default_generator.manual_seed(seed)
             image, label = self.dataset[i]
         return image, label, torch.tensor([epoch, i, v])

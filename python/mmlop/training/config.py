@@ -64,6 +64,7 @@ class RunConfig(_JsonMixin):
         grad_checkpoint: Gradient checkpointing of the encoder blocks.
         feature_cache: Folder of the frozen-feature cache (text ensembles and pre-enumerated image views);
             ``"auto"`` is ``<output_dir>/feature_cache``; ``""`` disables it (features computed in memory).
+        train_crop_scale: Area range of the training RandomResizedCrop ((0.08, 1.0), the protocol's).
         views_per_image: Pre-enumerate this many augmented views per training image and take their frozen image
             features from the cache (0: a fresh augmentation every epoch and a frozen pass every step).
         fewshot_source: Where few-shot splits come from (``auto``, ``reference_pickle``, ``own``, ``resample``).
@@ -93,6 +94,7 @@ class RunConfig(_JsonMixin):
     grad_checkpoint: bool = False
     feature_cache: str = ""
     views_per_image: int = 0
+    train_crop_scale: tuple[float, float] = (0.08, 1.0)
     fewshot_source: str = "auto"
     max_test_per_class: int = 0
     zero_shot: bool = True
@@ -103,6 +105,9 @@ class RunConfig(_JsonMixin):
         object.__setattr__(self, "datasets", tuple(self.datasets))
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "train_crop_scale", tuple(float(x) for x in self.train_crop_scale))
+        _check(len(self.train_crop_scale) == 2 and 0 < self.train_crop_scale[0] <= self.train_crop_scale[1] <= 1,
+               o, "train_crop_scale", self.train_crop_scale, "(min, max) with 0 < min <= max <= 1")
         _check(self.protocol in PROTOCOLS, o, "protocol", self.protocol, f"one of {', '.join(PROTOCOLS)}")
         _check(len(self.seeds) >= 1, o, "seeds", self.seeds, "at least one seed")
         _check(self.precision in ("fp32", "amp_bf16", "amp_fp16"), o, "precision", self.precision,
@@ -121,6 +126,7 @@ class RunConfig(_JsonMixin):
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         d["datasets"], d["targets"], d["seeds"] = list(self.datasets), list(self.targets), list(self.seeds)
+        d["train_crop_scale"] = list(self.train_crop_scale)
         return d
 
     @classmethod

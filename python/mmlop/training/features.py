@@ -98,7 +98,7 @@ class ViewsOf(Dataset):
     def __getitem__(self, j: int):
         i, v = self.pairs[j]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(key_seed(self.keys[i][v]))
+            torch.default_generator.manual_seed(key_seed(self.keys[i][v]))
             return self.dataset[i]
 
 

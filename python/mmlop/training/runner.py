@@ -126,7 +126,8 @@ class Runner:
             return model
         features = FrozenFeatures(model, self._cache_folder())
         g0 = features.text(splits.classnames, self.templates, c.method.teacher.templates, c.method.teacher.average)
-        tf = self._data.build_train_transform(self.base.image_size, self.base.mean, self.base.std)
+        tf = self._data.build_train_transform(self.base.image_size, self.base.mean, self.base.std,
+                                              scale=c.train_crop_scale)
         train_ds = self._data.ImageDataset(splits.train, tf)
         view_keys = frozen_fn = None
         if c.views_per_image > 0:
