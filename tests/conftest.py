@@ -9,6 +9,8 @@ import os
 os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The built-in world suite is generated under MMLOP_HOME; keep it out of the user's home during tests.
+os.environ.setdefault("MMLOP_HOME", __import__("tempfile").mkdtemp(prefix="mmlop-test-home-"))
 
 import torch  # noqa: E402
 
