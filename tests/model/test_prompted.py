@@ -110,3 +110,20 @@ def test_widths_come_from_the_model_config():
     cfg = open_clip.get_model_config("ViT-L-14")
     factors = PromptFactors(PromptConfig(), cfg["text_cfg"]["width"], cfg["vision_cfg"]["width"])
     assert factors.num_parameters() == 16_164
+
+
+def test_gradient_checkpointing_and_text_chunks_give_the_same_gradients(tiny_base):
+    images, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    grads = []
+    for checkpointing, chunk in ((False, 0), (True, 0), (False, 3)):
+        model = MMLoP(tiny_base, PromptConfig(depth=3), generator=torch.Generator().manual_seed(0))
+        model.use_checkpoint = checkpointing
+        g0 = frozen_text_features(model, CLASSES, ["a photo of a {}."])
+        step = TrainStep(model, model.class_tokens(CLASSES), g0, LossConfig(), text_chunk=chunk)
+        with torch.no_grad():
+            f0 = model.encode_image(images, prompted=False, normalize=True)
+        step(images, labels, f0).total.backward()
+        grads.append({n: p.grad.clone() for n, p in model.prompts.named_parameters()})
+    for other in grads[1:]:
+        for name, g in grads[0].items():
+            torch.testing.assert_close(other[name], g, rtol=1e-4, atol=1e-7)

@@ -102,3 +102,15 @@ def test_run_with_the_feature_cache_and_preenumerated_views(colour_dataset, tmp_
     stores = sorted(p.name.split("-")[0] for p in (tmp_path / "feature_cache").iterdir() if p.suffix == ".store")
     assert stores == ["image", "text"]
     assert 0 <= summary["average"]["hm"] <= 100
+
+
+def test_cross_dataset_protocol_evaluates_every_target(colour_dataset, tmp_path, tokenizer):
+    base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
+    cfg = build_config("xd", overrides=dict(
+        datasets=[str(colour_dataset)], targets=[str(colour_dataset / "test")], output_dir=str(tmp_path),
+        seeds=[1], shots=2, quiet=True, model="tiny-test", pretrained=None, **{"optim.epochs": 1}))
+    summary = Runner(cfg, base=base).run()
+    rows = summary["datasets"]
+    assert rows[str(colour_dataset)]["is_source"] and "accuracy" in rows[str(colour_dataset / "test")]
+    # The average is over targets only (the source is reported separately).
+    assert summary["average"]["accuracy"] == pytest.approx(rows[str(colour_dataset / "test")]["accuracy"]["mean"])

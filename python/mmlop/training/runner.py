@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -181,6 +182,8 @@ class Runner:
                 result = {"source": {"accuracy": self._evaluate(model, split)}, "targets": {}}
                 for target in c.targets:
                     t_split = self._load(target, seed, "all", shots=0)
+                    if len(t_split.test) == 0:  # a custom target folder without splits: all of it is test data
+                        t_split = dataclasses.replace(t_split, test=t_split.train)
                     row = {"accuracy": self._evaluate(model, t_split)}
                     if c.zero_shot:
                         zs_cache.setdefault(target, {"zs_accuracy": self._zero_shot(t_split)})
