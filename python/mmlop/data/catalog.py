@@ -7,17 +7,14 @@ also the key of its hand-written prompt template in ``coop_custom_templates``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mmlop.data.splits import DatasetSplits
 
-__all__ = ["DatasetSpec", "DATASETS", "register_dataset", "template_for", "load_templates"]
+__all__ = ["DatasetSpec", "DATASETS", "register_dataset"]
 
 LAYOUTS = ("split_json", "imagenet", "fgvc_aircraft", "imagenetv2", "wnid_folders")
 
@@ -104,14 +101,3 @@ def register_dataset(name: str, reader_fn: Callable[[str], DatasetSplits]) -> No
 def registered_reader(name: str) -> Callable[[str], DatasetSplits] | None:
     """The reader registered under ``name``, if any."""
     return _REGISTERED.get(name)
-
-
-@lru_cache(maxsize=1)
-def load_templates() -> dict:
-    """The prompt-template lists shipped as ``mmlop/templates.json``."""
-    return json.loads(resources.files("mmlop").joinpath("templates.json").read_text(encoding="utf-8"))
-
-
-def template_for(key: str) -> str | None:
-    """The dataset's hand-written zero-shot template (``coop_custom_templates``), or None."""
-    return load_templates()["coop_custom_templates"].get(key)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmlop import _native
-from mmlop.data.catalog import DatasetSpec, template_for
+from mmlop.data.catalog import DatasetSpec
+from mmlop.templates import dataset_template
 from mmlop.data.errors import DatasetError
 from mmlop.data.items import Items
 from mmlop.data.pickle_compat import read_reference_pickle, reroot
@@ -297,6 +298,6 @@ def read_builtin(spec: DatasetSpec, root: str, imagenet_file_order: str = "sorte
         raw = _read_aircraft(spec, root)
     else:
         raw = _read_dg(spec, root)
-    raw.template = template_for(spec.key)
+    raw.template = dataset_template(spec.key)
     raw.dataset_dir, raw.cache_name, raw.prefix = ds, spec.folder, spec.prefix
     return raw
