@@ -66,7 +66,8 @@ class FitResult:
     last: dict
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast_context(device: torch.device, precision: str):
+    """bf16/fp16 autocast on CUDA for the amp precisions; a no-op context otherwise (fp32, CPU)."""
     if device.type == "cuda" and precision in ("amp_bf16", "amp_fp16"):
         dtype = torch.bfloat16 if precision == "amp_bf16" else torch.float16
         return torch.autocast("cuda", dtype=dtype)
@@ -131,7 +132,7 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
     def frozen_image(images: Tensor, keys) -> Tensor:
         if frozen_image_fn is not None:
             return frozen_image_fn(images, keys).to(device)
-        with torch.no_grad(), _autocast(device, precision):
+        with torch.no_grad(), autocast_context(device, precision):
             return model.encode_image(images, prompted=False, normalize=True).float()
 
     for epoch in range(start, optim.epochs):
@@ -148,7 +149,7 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
         for images, y, batch_keys in loader:
             images, y = images.to(device, non_blocking=True), y.to(device, non_blocking=True)
             f0 = frozen_image(images, batch_keys)
-            with _autocast(device, precision):
+            with autocast_context(device, precision):
                 terms = runner(images, y, f0)
             if not torch.isfinite(terms.total):
                 raise TrainingDivergedError(

@@ -23,7 +23,7 @@ from mmlop.training.config import RunConfig
 from mmlop.training.distributed import DistInfo, barrier, init_from_env
 from mmlop.training.evaluate import accuracy
 from mmlop.training.features import FrozenFeatures, view_lookup
-from mmlop.training.loop import fit
+from mmlop.training.loop import autocast_context, fit
 from mmlop.training.report import harmonic_mean, summarize, write_reports
 
 
@@ -88,10 +88,8 @@ class Runner:
         return Path(c.output_dir) / "feature_cache" if c.feature_cache == "auto" else Path(c.feature_cache)
 
     def _autocast(self):
-        if self.device.type == "cuda" and self.config.precision != "fp32":
-            dtype = torch.bfloat16 if self.config.precision == "amp_bf16" else torch.float16
-            return lambda: torch.autocast("cuda", dtype=dtype)
-        return None
+        """The training loop's autocast rule, as a factory for the evaluation loop."""
+        return lambda: autocast_context(self.device, self.config.precision)
 
     def _load(self, name: str, seed: int, subsample: str, shots: int | None = None):
         c = self.config
