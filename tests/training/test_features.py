@@ -60,10 +60,12 @@ def test_cached_views_train_like_on_the_fly_frozen_features(tmp_path, images, mo
     g0 = features.text(CLASSES, ["a photo of a {}."], "one")
     assert table.shape == (12, 3, 24)
 
+    # Cache fills and training batches group images differently, so the frozen features agree to fp32 rounding, not
+    # bit for bit; a moderate lr keeps SGD from amplifying that rounding beyond the comparison's tolerance.
     runs = {}
     for name, fn in (("cached", view_lookup(table)), ("on_the_fly", None)):
         m = MMLoP(model.base_info, PromptConfig(depth=2), generator=torch.Generator().manual_seed(0))
-        fit(m, dataset, None, CLASSES, g0, optim=OptimConfig(epochs=3, batch_size=4, lr=0.05), loss=LossConfig(),
+        fit(m, dataset, None, CLASSES, g0, optim=OptimConfig(epochs=3, batch_size=4, lr=0.01), loss=LossConfig(),
             seed=5, run_dir=tmp_path / name, digest="d", frozen_image_fn=fn, view_keys=keys, progress=False)
         runs[name] = (m, [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()])
     for a, b in zip(runs["cached"][1], runs["on_the_fly"][1]):
