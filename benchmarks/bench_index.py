@@ -6,6 +6,10 @@ wall time (best of ``--repeats``) and peak memory (rise of ``ru_maxrss`` over th
 sees Rust allocations too; tracemalloc peak for the Python side). Writes rows to
 ``benchmarks/results/index-<date>.json``.
 
+The scan runs three native ways: a plain scan (every folder read), through a warm listing cache with the tree
+unchanged (``mmlop.data.scan``; the cache is filled first by another process), and through the cache with one
+class folder changed before each call (that folder is read again, the other 999 reused).
+
 Usage: PYTHONPATH=python python benchmarks/bench_index.py [--classes 1000 --per-class 200 --repeats 3]
 """
 
@@ -78,6 +82,24 @@ def native_scan(root: str):
     return classes, Items.from_index(root, buf, offsets, labels)
 
 
+def native_scan_cached(root: str):
+    """Through the listing cache (``MMLOP_INDEX_CACHE`` is set to a bench folder filled beforehand)."""
+    from mmlop.data import Items
+    from mmlop.data.scan import scan_class_folders
+
+    classes, buf, offsets, labels = scan_class_folders(root)
+    return classes, Items.from_index(root, buf, offsets, labels)
+
+
+def toggle_one_file(root: str) -> None:
+    """Adds, or removes again, one file in the first class folder: one folder changed since the last scan."""
+    extra = os.path.join(root, sorted(os.listdir(root))[0], "zz_bench_extra.JPEG")
+    if os.path.exists(extra):
+        os.remove(extra)
+    else:
+        open(extra, "wb").close()
+
+
 def native_split(path: str):
     from mmlop import _native
 
@@ -87,6 +109,8 @@ def native_split(path: str):
 VARIANTS = {
     "scan/python": (python_scan, "tree"),
     "scan/native": (native_scan, "tree"),
+    "scan/native-cached": (native_scan_cached, "tree"),
+    "scan/native-cached-1-changed": (native_scan_cached, "tree"),
     "split_json/python": (python_split, "split.json"),
     "split_json/native": (native_split, "split.json"),
 }
@@ -98,6 +122,8 @@ def worker(variant: str, root: str, repeats: int) -> dict:
     import mmlop.data  # noqa: F401
 
     arg = os.path.join(root, target)
+    setup = (lambda: toggle_one_file(arg)) if variant.endswith("-1-changed") else (lambda: None)
+    setup()
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     t0 = time.perf_counter()
@@ -110,9 +136,12 @@ def worker(variant: str, root: str, repeats: int) -> dict:
     del result
     times = [first]
     for _ in range(repeats - 1):
+        setup()
         t0 = time.perf_counter()
         fn(arg)
         times.append(time.perf_counter() - t0)
+    if variant.endswith("-1-changed") and repeats % 2:  # an odd number of toggles left the extra file: remove it
+        toggle_one_file(arg)
     return {"variant": variant, "items": n, "best_s": min(times), "times_s": times,
             "peak_rss_rise_mib": (peak_rss - base_rss) / 1024, "tracemalloc_peak_mib": py_peak / 2**20}
 
@@ -150,15 +179,24 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.root, args.repeats)))
         return
     root = make_tree(args.classes, args.per_class)
+    from mmlop.data.scan import RACY_WINDOW_S
+
+    tree = os.path.join(root, "tree")
+    newest = max(os.stat(os.path.join(tree, d)).st_ctime for d in os.listdir(tree))
+    time.sleep(max(0.0, newest + RACY_WINDOW_S + 0.5 - time.time()))  # only settled folders are cached
+    env = {**os.environ, "MMLOP_INDEX_CACHE": os.path.join(root, "index-cache")}
     rows = []
     for variant in VARIANTS:
-        proc = subprocess.run([sys.executable, __file__, "--worker", variant, "--root", root, "--repeats", str(args.repeats)],
-                              capture_output=True, text=True, check=True)
+        cmd = [sys.executable, __file__, "--worker", variant, "--root", root, "--repeats", str(args.repeats)]
+        if variant == "scan/native-cached":  # fill the cache in another process, so its peak memory is not ours
+            subprocess.run(cmd[:-1] + ["1"], capture_output=True, text=True, check=True, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(rows[-1])
     summary = {}
-    for task in ("scan", "split_json"):
-        py, nat = (next(r for r in rows if r["variant"] == f"{task}/{k}") for k in ("python", "native"))
+    for task, group, k in (("scan", "scan", "native"), ("scan_cached", "scan", "native-cached"),
+                            ("scan_cached_1_changed", "scan", "native-cached-1-changed"), ("split_json", "split_json", "native")):
+        py, nat = (next(r for r in rows if r["variant"] == f"{group}/{v}") for v in ("python", k))
         summary[task] = {"speedup": py["best_s"] / nat["best_s"],
                          "peak_rss_ratio_python_over_native": py["peak_rss_rise_mib"] / max(nat["peak_rss_rise_mib"], 1e-9)}
     out = {"benchmark": "index", **meta(), "files": args.classes * args.per_class, "rows": rows, "summary": summary}

@@ -8,8 +8,9 @@ a few shots while keeping zero-shot ability on unseen classes); they do not pred
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from mmlop.paths import mmlop_home
 
 #: Name of the shipped tiny CLIP for :func:`mmlop.load_base`.
 WORLD_MODEL = "mmlop-world"
@@ -22,8 +23,7 @@ def world_data_root(root: str = "") -> Path:
     ``$MMLOP_HOME/world`` (default ``~/.cache/mmlop/world``)."""
     if root:
         return Path(root) / "mmlop-world"
-    home = os.environ.get("MMLOP_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "mmlop")
-    return Path(home) / "world"
+    return Path(mmlop_home()) / "world"
 
 
 def _world_reader(name: str):

@@ -23,6 +23,7 @@ import os
 from mmlop import _native
 from mmlop.data.errors import DatasetError
 from mmlop.data.items import Items
+from mmlop.data.scan import scan_class_folders
 from mmlop.data.readers import RawDataset, check_images_exist, sha256_files, sha256_listings
 
 __all__ = ["read_custom", "LIST_SUFFIXES"]
@@ -53,11 +54,11 @@ def _read_folder(path: str) -> RawDataset:
                     f"{os.path.join(path, split)}: class folders {unknown[:5]} have no folder in "
                     f"{os.path.join(path, 'train')}; expected the training classes only"
                 )
-            _, buf, offsets, labels = _native.scan_class_folders(path, [f"{split}/{c}" for c in present])
+            _, buf, offsets, labels = scan_class_folders(path, [f"{split}/{c}" for c in present])
             remap = [label_of[c] for c in present]
             splits[split] = Items.from_index(path, buf, offsets, [remap[i] for i in labels.tolist()])
     else:
-        classes, buf, offsets, labels = _native.scan_class_folders(path)
+        classes, buf, offsets, labels = scan_class_folders(path)
         splits = {"train": Items.from_index(path, buf, offsets, labels), "val": Items.empty(path), "test": Items.empty(path)}
     if not classes:
         raise DatasetError(f"{path}: no class folders; expected <class>/<image> or train/<class>/<image>")

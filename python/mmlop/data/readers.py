@@ -15,6 +15,7 @@ from mmlop.data.catalog import DatasetSpec
 from mmlop.templates import dataset_template
 from mmlop.data.errors import DatasetError
 from mmlop.data.items import Items
+from mmlop.data.scan import scan_class_folders
 from mmlop.data.pickle_compat import read_reference_pickle, reroot
 
 __all__ = ["RawDataset", "read_builtin", "check_images_exist", "read_classnames_txt", "sha256_files", "sha256_listings"]
@@ -167,7 +168,7 @@ def _read_imagenet(spec: DatasetSpec, root: str, file_order: str) -> RawDataset:
     for split, folder in (("train", "train"), ("test", "val")):
         _check_wnid_folders(os.path.join(prefix, folder), wnids, classnames_path)
         classes = [f"{folder}/{w}" for w in wnids]
-        _, buf, offsets, labels = _native.scan_class_folders(prefix, classes, sort_files=True)
+        _, buf, offsets, labels = scan_class_folders(prefix, classes, sort_files=True)
         listings[split] = Items.from_index(prefix, buf, offsets, labels)
     classnames = [names[w] for w in wnids]
     if file_order == "filesystem":
@@ -191,7 +192,7 @@ def _reference_imagenet_order(
     out = {}
     for split, folder in (("train", "train"), ("test", "val")):
         classes = [f"{folder}/{w}" for w in wnids]
-        _, buf, offsets, labels = _native.scan_class_folders(prefix, classes, sort_files=False)
+        _, buf, offsets, labels = scan_class_folders(prefix, classes, sort_files=False)
         out[split] = Items.from_index(prefix, buf, offsets, labels)
     return out
 
@@ -266,7 +267,7 @@ def _read_dg(spec: DatasetSpec, root: str) -> RawDataset:
                 f"expected wnid folders only"
             )
         classnames = [names[w] for w in folders]
-    _, buf, offsets, labels = _native.scan_class_folders(prefix, folders, sort_files=True)
+    _, buf, offsets, labels = scan_class_folders(prefix, folders, sort_files=True)
     test = Items.from_index(prefix, buf, offsets, labels)
     empty = Items.empty(prefix)
     return RawDataset(spec.key, classnames, empty, empty, test, sha256_listings(test), test_only=True)

@@ -8,6 +8,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use mmlop_core::index::{self, FileOrder, IndexError, PathIndex};
 use numpy::{PyArray1, PyReadonlyArray1};
@@ -28,6 +29,14 @@ fn to_py(e: IndexError) -> PyErr {
 }
 
 type ScanResult<'py> = (Vec<OsString>, Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
+type CachedScanResult<'py> = (
+    Vec<OsString>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyDict>,
+);
 
 type PyIndex<'py> = (Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
@@ -81,6 +90,38 @@ fn scan_class_folders<'py>(
     Ok((names, buf, offsets, labels))
 }
 
+/// `scan_class_folders` through the persistent listing cache at `cache`: a class folder whose
+/// identity and timestamps are unchanged (and older than `racy_window_s`) is not read again.
+/// Returns `(classes, buf, offsets, labels, report)`; `report` holds `reused`, `listed`, `invalid`,
+/// `written` and `write_error`. Cache problems are reported there, never raised.
+#[pyfunction]
+#[pyo3(signature = (root, cache, classes=None, sort_files=true, racy_window_s=3.0))]
+fn scan_class_folders_cached<'py>(
+    py: Python<'py>,
+    root: PathBuf,
+    cache: PathBuf,
+    classes: Option<Vec<OsString>>,
+    sort_files: bool,
+    racy_window_s: f64,
+) -> PyResult<CachedScanResult<'py>> {
+    if !(racy_window_s.is_finite() && racy_window_s >= 0.0) {
+        return Err(PyValueError::new_err(format!("racy_window_s must be a finite number >= 0, got {racy_window_s}")));
+    }
+    let classes = classes.map(|c| c.iter().map(|s| index::os_to_bytes(s)).collect());
+    let order = if sort_files { FileOrder::Sorted } else { FileOrder::Filesystem };
+    let opts = index::CacheOptions { path: cache, racy_window: Duration::from_secs_f64(racy_window_s) };
+    let (scan, report) = py.detach(|| index::scan_class_folders_cached(&root, classes, order, &opts)).map_err(to_py)?;
+    let names = scan.classes.iter().map(|d| index::bytes_to_path(d).into_os_string()).collect();
+    let (buf, offsets, labels) = index_to_py(py, scan.index);
+    let out = PyDict::new(py);
+    out.set_item("reused", report.reused)?;
+    out.set_item("listed", report.listed)?;
+    out.set_item("invalid", report.invalid)?;
+    out.set_item("written", report.written)?;
+    out.set_item("write_error", report.write_error)?;
+    Ok((names, buf, offsets, labels, out))
+}
+
 /// Parses a split file; returns `({split: (buf, offsets, labels)}, classnames)`.
 #[pyfunction]
 fn read_split_json<'py>(py: Python<'py>, path: PathBuf) -> PyResult<(Bound<'py, PyDict>, Vec<String>)> {
@@ -128,6 +169,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DatasetError", m.py().get_type::<DatasetError>())?;
     m.add_function(wrap_pyfunction!(list_class_dirs, m)?)?;
     m.add_function(wrap_pyfunction!(scan_class_folders, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_class_folders_cached, m)?)?;
     m.add_function(wrap_pyfunction!(read_split_json, m)?)?;
     m.add_function(wrap_pyfunction!(missing_files, m)?)?;
     m.add_function(wrap_pyfunction!(lookup_paths, m)?)?;

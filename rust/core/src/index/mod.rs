@@ -7,11 +7,13 @@
 // Errors carry the file and its context; they are rare and cold, so their size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+mod cache;
 mod check;
 mod error;
 mod scan;
 mod split;
 
+pub use cache::{scan_class_folders_cached, CacheOptions, CacheReport};
 pub use check::{lookup_paths, missing_files};
 pub use error::IndexError;
 pub use scan::{list_class_dirs, scan_class_folders, ClassScan, FileOrder};

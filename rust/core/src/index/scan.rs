@@ -30,7 +30,7 @@ fn is_hidden(name: &[u8]) -> bool {
     name.first() == Some(&b'.')
 }
 
-fn require_dir(path: &Path, expected: &str) -> Result<(), IndexError> {
+pub(super) fn require_dir(path: &Path, expected: &str) -> Result<(), IndexError> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(IndexError::MissingDir { path: path.to_path_buf(), expected: expected.to_string() }),
@@ -86,6 +86,25 @@ pub fn list_class_dirs(root: &Path) -> Result<Vec<Vec<u8>>, IndexError> {
     Ok(dirs)
 }
 
+/// The files of one class folder `dir` (named `class` under the root) as `<class>/<file>` paths,
+/// all with `label`, in `order`.
+pub(super) fn list_files(dir: &Path, class: &[u8], order: FileOrder, label: i64) -> Result<PathIndex, IndexError> {
+    let mut names = list_entries(dir, false)?;
+    if order == FileOrder::Sorted {
+        names.sort_unstable();
+    }
+    let mut idx = PathIndex::new();
+    let mut rel = Vec::with_capacity(class.len() + 64);
+    for name in &names {
+        rel.clear();
+        rel.extend_from_slice(class);
+        rel.push(b'/');
+        rel.extend_from_slice(name);
+        idx.push(&rel, label);
+    }
+    Ok(idx)
+}
+
 /// Lists every non-hidden file in each class folder of `root`, in parallel over classes.
 ///
 /// `classes` fixes the class folders and their labels (label = position); `None` uses the
@@ -111,20 +130,7 @@ pub fn scan_class_folders(
         .map(|(label, class)| {
             let dir = root.join(bytes_to_path(class));
             require_dir(&dir, "a class folder")?;
-            let mut names = list_entries(&dir, false)?;
-            if order == FileOrder::Sorted {
-                names.sort_unstable();
-            }
-            let mut idx = PathIndex::new();
-            let mut rel = Vec::with_capacity(class.len() + 64);
-            for name in &names {
-                rel.clear();
-                rel.extend_from_slice(class);
-                rel.push(b'/');
-                rel.extend_from_slice(name);
-                idx.push(&rel, label as i64);
-            }
-            Ok(idx)
+            list_files(&dir, class, order, label as i64)
         })
         .collect();
     let mut index = PathIndex::new();
