@@ -53,7 +53,9 @@ def method_preset(name: str) -> tuple[MethodConfig, dict[str, Any]]:
                  {"optim.lr": 0.002, "optim.batch_size": 32, "optim.epochs": 200, "method.prompt.depth": 1}),
         "coop16": (MethodConfig(prompt=PromptConfig.coop(16), loss=LossConfig.ce_only()),
                    {"optim.lr": 0.002, "optim.batch_size": 32, "optim.epochs": 200, "method.prompt.depth": 1}),
-        "zeroshot": (MethodConfig(prompt=PromptConfig.zero_shot(), loss=LossConfig.ce_only()), {"optim.epochs": 0}),
+        # Depth 0 here too, so that a protocol's depth (world, dg, xd) cannot add untrained prompts.
+        "zeroshot": (MethodConfig(prompt=PromptConfig.zero_shot(), loss=LossConfig.ce_only()),
+                     {"optim.epochs": 0, "method.prompt.depth": 0}),
     }
     if name not in table:
         raise ConfigError(f"unknown method preset {name!r}; known: {sorted(table)}")
