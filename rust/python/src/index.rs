@@ -30,13 +30,8 @@ fn to_py(e: IndexError) -> PyErr {
 
 type ScanResult<'py> = (Vec<OsString>, Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
-type CachedScanResult<'py> = (
-    Vec<OsString>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyDict>,
-);
+type CachedScanResult<'py> =
+    (Vec<OsString>, Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyDict>);
 
 type PyIndex<'py> = (Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 

@@ -25,7 +25,8 @@ fn to_py(e: CoreError) -> PyErr {
 }
 
 fn parse_dtype(name: &str) -> PyResult<Dtype> {
-    Dtype::parse(name).ok_or_else(|| PyValueError::new_err(format!("dtype must be 'float16' or 'float32', got {name:?}")))
+    Dtype::parse(name)
+        .ok_or_else(|| PyValueError::new_err(format!("dtype must be 'float16' or 'float32', got {name:?}")))
 }
 
 /// The bytes of a C-contiguous `(n, 16)` uint8 key array.
@@ -110,7 +111,13 @@ impl PyStore {
 
     fn __repr__(&self) -> String {
         let s = self.inner.spec();
-        format!("Store({:?}, rows={}, width={}, dtype={})", self.inner.path(), self.inner.len(), s.width, s.dtype.name())
+        format!(
+            "Store({:?}, rows={}, width={}, dtype={})",
+            self.inner.path(),
+            self.inner.len(),
+            s.width,
+            s.dtype.name()
+        )
     }
 
     /// Whether the path still names the mapped file (false after a writer published a new one).
@@ -202,10 +209,16 @@ fn gather_typed<'py, T: Element>(
         None => unsafe { PyArray2::<T>::new(py, [n, width], false) },
         Some(given) => {
             let arr = given.cast_into::<PyArray2<T>>().map_err(|_| {
-                PyTypeError::new_err(format!("out must be a 2-D numpy {} array of shape ({n}, {width})", s.spec().dtype.name()))
+                PyTypeError::new_err(format!(
+                    "out must be a 2-D numpy {} array of shape ({n}, {width})",
+                    s.spec().dtype.name()
+                ))
             })?;
             if arr.shape() != [n, width] {
-                return Err(PyValueError::new_err(format!("out must have shape ({n}, {width}), got {:?}", arr.shape())));
+                return Err(PyValueError::new_err(format!(
+                    "out must have shape ({n}, {width}), got {:?}",
+                    arr.shape()
+                )));
             }
             if !arr.is_c_contiguous() {
                 return Err(PyValueError::new_err("out must be C-contiguous"));
@@ -215,19 +228,25 @@ fn gather_typed<'py, T: Element>(
     };
     let found = unsafe { PyArray1::<bool>::new(py, n, false) };
     {
-        let mut out_rw = out.try_readwrite().map_err(|e| PyValueError::new_err(format!("out is not writeable: {e}")))?;
+        let mut out_rw =
+            out.try_readwrite().map_err(|e| PyValueError::new_err(format!("out is not writeable: {e}")))?;
         let mut found_rw = found.readwrite();
-        let out_slice = as_bytes_mut(out_rw.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous"))?);
+        let out_slice =
+            as_bytes_mut(out_rw.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous"))?);
         let found_slice = found_rw.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))?;
         py.detach(|| s.gather(keys, out_slice, found_slice)).map_err(to_py)?;
     }
     Ok((out.into_any(), found.into_any()))
 }
 
-fn typed_rows<'a, T: Element>(rows: &'a Bound<'_, PyAny>, width: usize, dtype: Dtype) -> PyResult<PyReadonlyArray2<'a, T>> {
-    let arr = rows
-        .cast::<PyArray2<T>>()
-        .map_err(|_| PyTypeError::new_err(format!("rows must be a 2-D numpy {} array of width {width}", dtype.name())))?;
+fn typed_rows<'a, T: Element>(
+    rows: &'a Bound<'_, PyAny>,
+    width: usize,
+    dtype: Dtype,
+) -> PyResult<PyReadonlyArray2<'a, T>> {
+    let arr = rows.cast::<PyArray2<T>>().map_err(|_| {
+        PyTypeError::new_err(format!("rows must be a 2-D numpy {} array of width {width}", dtype.name()))
+    })?;
     if arr.shape()[1] != width {
         return Err(PyValueError::new_err(format!("rows must have shape (n, {width}), got {:?}", arr.shape())));
     }

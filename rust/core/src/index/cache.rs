@@ -128,7 +128,8 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len());
-        let end = end.ok_or_else(|| format!("body ends at byte {} but {n} more are needed at {}", self.buf.len(), self.at))?;
+        let end =
+            end.ok_or_else(|| format!("body ends at byte {} but {n} more are needed at {}", self.buf.len(), self.at))?;
         let s = &self.buf[self.at..end];
         self.at = end;
         Ok(s)
@@ -193,7 +194,10 @@ fn read_cache(path: &Path) -> Result<Option<CacheFile>, String> {
             paths.offsets.push(end);
         }
         if end as usize != bytes {
-            return Err(format!("entry {:?}: path lengths sum to {end}, expected {bytes}", String::from_utf8_lossy(&name)));
+            return Err(format!(
+                "entry {:?}: path lengths sum to {end}, expected {bytes}",
+                String::from_utf8_lossy(&name)
+            ));
         }
         entries.insert(name, Entry { stamp, paths });
     }
@@ -204,7 +208,9 @@ fn read_cache(path: &Path) -> Result<Option<CacheFile>, String> {
 }
 
 fn encode(root: &[u8], order: FileOrder, entries: &[(&[u8], &Entry)]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(root.len() + entries.iter().map(|(n, e)| n.len() + 56 + e.paths.buf.len() + 4 * e.paths.len()).sum::<usize>());
+    let mut body = Vec::with_capacity(
+        root.len() + entries.iter().map(|(n, e)| n.len() + 56 + e.paths.buf.len() + 4 * e.paths.len()).sum::<usize>(),
+    );
     body.extend_from_slice(root);
     for (name, e) in entries {
         body.extend_from_slice(&(name.len() as u64).to_le_bytes());
@@ -487,8 +493,9 @@ mod tests {
     #[test]
     fn missing_class_folders_are_still_errors() {
         let t = tree(&["a/1.jpg"]);
-        let err = scan_class_folders_cached(&t.path().join("data"), Some(vec![b"zz".to_vec()]), FileOrder::Sorted, &opts(&t))
-            .unwrap_err();
+        let err =
+            scan_class_folders_cached(&t.path().join("data"), Some(vec![b"zz".to_vec()]), FileOrder::Sorted, &opts(&t))
+                .unwrap_err();
         assert!(err.to_string().contains("/zz: directory not found; expected a class folder"), "{err}");
     }
 }

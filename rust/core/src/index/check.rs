@@ -11,12 +11,7 @@ use super::bytes_to_path;
 /// Symbolic links are followed. All positions are returned, so a caller can report every
 /// missing image at once.
 pub fn missing_files(prefix: &Path, paths: &[&[u8]]) -> Vec<usize> {
-    paths
-        .par_iter()
-        .enumerate()
-        .filter(|(_, p)| !prefix.join(bytes_to_path(p)).is_file())
-        .map(|(i, _)| i)
-        .collect()
+    paths.par_iter().enumerate().filter(|(_, p)| !prefix.join(bytes_to_path(p)).is_file()).map(|(i, _)| i).collect()
 }
 
 /// For each needle, the position of an equal path in `haystack` (the first one when the

@@ -63,12 +63,16 @@ pub fn read_split_json(path: &Path) -> Result<SplitFile, IndexError> {
         expected: expected.to_string(),
         found,
     };
-    let obj = root
-        .as_object()
-        .ok_or_else(|| format_err("top level".into(), "an object with keys \"train\", \"val\", \"test\"", describe(&root)))?;
+    let obj = root.as_object().ok_or_else(|| {
+        format_err("top level".into(), "an object with keys \"train\", \"val\", \"test\"", describe(&root))
+    })?;
     for key in obj.keys() {
         if !SPLIT_NAMES.contains(&key.as_str()) {
-            return Err(format_err(format!("key {key:?}"), "only the keys \"train\", \"val\", \"test\"", format!("{key:?}")));
+            return Err(format_err(
+                format!("key {key:?}"),
+                "only the keys \"train\", \"val\", \"test\"",
+                format!("{key:?}"),
+            ));
         }
     }
     if !obj.contains_key("train") {
@@ -91,7 +95,13 @@ pub fn read_split_json(path: &Path) -> Result<SplitFile, IndexError> {
                     Some(l) => (p, l, n),
                     None => return Err(format_err(location, "an integer label", describe(l))),
                 },
-                _ => return Err(format_err(location, "[path, label, classname] (string, integer, string)", describe(entry))),
+                _ => {
+                    return Err(format_err(
+                        location,
+                        "[path, label, classname] (string, integer, string)",
+                        describe(entry),
+                    ))
+                }
             };
             if label < 0 {
                 return Err(IndexError::LabelOutOfRange { path: path.to_path_buf(), location, label, num_classes: 0 });

@@ -112,7 +112,12 @@ impl Spec {
 
     /// Errors with `Mismatch` on the first field that differs from `expected`.
     pub fn check_matches(&self, expected: &Spec, path: &Path) -> Result<()> {
-        let mismatch = |field, e: String, f: String| StoreError::Mismatch { path: path.to_path_buf(), field, expected: e, found: f };
+        let mismatch = |field, e: String, f: String| StoreError::Mismatch {
+            path: path.to_path_buf(),
+            field,
+            expected: e,
+            found: f,
+        };
         if self.dtype != expected.dtype {
             return Err(mismatch("dtype", expected.dtype.name().into(), self.dtype.name().into()));
         }
@@ -120,7 +125,11 @@ impl Spec {
             return Err(mismatch("width", expected.width.to_string(), self.width.to_string()));
         }
         if self.fingerprint != expected.fingerprint {
-            return Err(mismatch("fingerprint", format!("{:?}", expected.fingerprint), format!("{:?}", self.fingerprint)));
+            return Err(mismatch(
+                "fingerprint",
+                format!("{:?}", expected.fingerprint),
+                format!("{:?}", self.fingerprint),
+            ));
         }
         Ok(())
     }
@@ -218,10 +227,18 @@ impl Header {
     /// Decodes and validates a header; every inconsistency is an error naming `path`, never a panic.
     pub fn decode(b: &[u8], path: &Path) -> Result<Header> {
         if b.len() < HEADER_LEN {
-            return Err(StoreError::Length { path: path.to_path_buf(), expected: HEADER_LEN as u64, actual: b.len() as u64 });
+            return Err(StoreError::Length {
+                path: path.to_path_buf(),
+                expected: HEADER_LEN as u64,
+                actual: b.len() as u64,
+            });
         }
         if b[0..8] != MAGIC {
-            return Err(StoreError::BadMagic { path: path.to_path_buf(), found: b[0..8].to_vec(), expected: MAGIC.to_vec() });
+            return Err(StoreError::BadMagic {
+                path: path.to_path_buf(),
+                found: b[0..8].to_vec(),
+                expected: MAGIC.to_vec(),
+            });
         }
         let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         let u64_at = |at: usize| {
@@ -240,7 +257,10 @@ impl Header {
             .ok_or_else(|| StoreError::corrupt(path, format!("unknown dtype code {}", u32_at(12))))?;
         let fp_len = u32_at(80) as usize;
         if fp_len > MAX_FINGERPRINT_LEN {
-            return Err(StoreError::corrupt(path, format!("fingerprint length {fp_len} exceeds {MAX_FINGERPRINT_LEN}")));
+            return Err(StoreError::corrupt(
+                path,
+                format!("fingerprint length {fp_len} exceeds {MAX_FINGERPRINT_LEN}"),
+            ));
         }
         let fingerprint = std::str::from_utf8(&b[FINGERPRINT_AT..FINGERPRINT_AT + fp_len])
             .map_err(|_| StoreError::corrupt(path, "fingerprint is not UTF-8"))?
@@ -262,7 +282,10 @@ impl Header {
         };
         let expected = Layout::with_bits(n_rows, spec.row_bytes() as u64, bucket_bits);
         if expected != Some(claimed) || bucket_bits != bucket_bits_for(n_rows) {
-            return Err(StoreError::corrupt(path, format!("section offsets are inconsistent with {n_rows} rows of width {}", spec.width)));
+            return Err(StoreError::corrupt(
+                path,
+                format!("section offsets are inconsistent with {n_rows} rows of width {}", spec.width),
+            ));
         }
         Ok(Header { spec, layout: claimed, index_checksum: u64_at(64), rows_checksum: u64_at(72) })
     }

@@ -55,14 +55,22 @@ impl Store {
         let got = read_up_to(&mut file, &mut head).map_err(|e| StoreError::io(path, "read the header", e))?;
         let header = Header::decode(&head[..got], path)?;
         if header.layout.file_len != meta.len() {
-            return Err(StoreError::Length { path: path.to_path_buf(), expected: header.layout.file_len, actual: meta.len() });
+            return Err(StoreError::Length {
+                path: path.to_path_buf(),
+                expected: header.layout.file_len,
+                actual: meta.len(),
+            });
         }
         // SAFETY: the map is read-only and our writers never modify a published file (they rename a new
         // one over it). The length was checked against the header just above, and is checked again
         // against the map below, so every later access is in bounds of a file of the expected size.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| StoreError::io(path, "memory-map the store", e))?;
         if map.len() as u64 != header.layout.file_len {
-            return Err(StoreError::Length { path: path.to_path_buf(), expected: header.layout.file_len, actual: map.len() as u64 });
+            return Err(StoreError::Length {
+                path: path.to_path_buf(),
+                expected: header.layout.file_len,
+                actual: map.len() as u64,
+            });
         }
         let store = Store { path: path.to_path_buf(), header, map, id: FileId::of(&meta) };
         if verify {
@@ -173,12 +181,17 @@ impl Store {
         let rb = self.spec().row_bytes();
         self.check_keys(keys, n)?;
         if out.len() != n * rb {
-            return Err(StoreError::input(&self.path, format!("output holds {} bytes, {n} rows need {}", out.len(), n * rb)));
+            return Err(StoreError::input(
+                &self.path,
+                format!("output holds {} bytes, {n} rows need {}", out.len(), n * rb),
+            ));
         }
         let rows = self.rows_bytes();
         let mut hits = 0;
         let mut at = [0usize; GATHER_CHUNK];
-        for ((keys, out), found) in keys.chunks(16 * GATHER_CHUNK).zip(out.chunks_mut(rb * GATHER_CHUNK)).zip(found.chunks_mut(GATHER_CHUNK)) {
+        for ((keys, out), found) in
+            keys.chunks(16 * GATHER_CHUNK).zip(out.chunks_mut(rb * GATHER_CHUNK)).zip(found.chunks_mut(GATHER_CHUNK))
+        {
             let at = &mut at[..found.len()];
             self.find_chunk(keys, at);
             // Rows were prefetched by `find_chunk`, so these copies overlap their memory latency.
@@ -225,7 +238,10 @@ impl Store {
 
     fn check_keys(&self, keys: &[u8], n: usize) -> Result<()> {
         if keys.len() != n * 16 {
-            return Err(StoreError::input(&self.path, format!("keys must be {n} x 16 bytes, got {} bytes", keys.len())));
+            return Err(StoreError::input(
+                &self.path,
+                format!("keys must be {n} x 16 bytes, got {} bytes", keys.len()),
+            ));
         }
         Ok(())
     }

@@ -189,5 +189,6 @@ fn readers_keep_their_file_across_a_publish() {
     assert!(after.is_current());
     assert_eq!(after.len(), 20);
     let leftovers: Vec<_> = fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers.len(), 2, "temporary files left behind: {leftovers:?}"); // store + lock
+    assert_eq!(leftovers.len(), 2, "temporary files left behind: {leftovers:?}");
+    // store + lock
 }

@@ -42,7 +42,13 @@ pub fn merge(path: impl AsRef<Path>, spec: &Spec, keys: &[u8], rows: &[u8]) -> R
     if rows.len() != n_new * rb {
         return Err(StoreError::input(
             path,
-            format!("{n_new} keys need {} row bytes ({} x {}), got {}", n_new * rb, spec.width, spec.dtype.name(), rows.len()),
+            format!(
+                "{n_new} keys need {} row bytes ({} x {}), got {}",
+                n_new * rb,
+                spec.width,
+                spec.dtype.name(),
+                rows.len()
+            ),
         ));
     }
     let _lock = WriterLock::acquire(path)?;
@@ -106,7 +112,9 @@ pub fn merge(path: impl AsRef<Path>, spec: &Spec, keys: &[u8], rows: &[u8]) -> R
     // Bucket table: entry j is the first row whose key falls in bucket >= j.
     let mut next_row = 0usize;
     for bucket in 0..layout.table_entries() {
-        while next_row < order.len() && bucket_of(u128::from_be_bytes(*as_key(key_of(order[next_row]))), layout.bucket_bits) < bucket {
+        while next_row < order.len()
+            && bucket_of(u128::from_be_bytes(*as_key(key_of(order[next_row]))), layout.bucket_bits) < bucket
+        {
             next_row += 1;
         }
         out.put(&(next_row as u64).to_le_bytes()).map_err(io("write the temporary file"))?;
@@ -188,7 +196,8 @@ impl TempFile {
     }
 
     fn publish(mut self, target: &Path) -> Result<()> {
-        fs::rename(&self.path, target).map_err(|e| StoreError::io(target, "rename the temporary file over the store", e))?;
+        fs::rename(&self.path, target)
+            .map_err(|e| StoreError::io(target, "rename the temporary file over the store", e))?;
         self.published = true;
         sync_parent(target)
     }
