@@ -86,28 +86,6 @@ def test_zero_shot_method_has_no_prompts_under_every_protocol(preset):
     assert build_config(preset, method="zeroshot").optim.epochs == 0
 
 
-def test_zero_shot_columns_are_frozen_clip_without_drift_correction(colour_dataset, tmp_path, tokenizer, monkeypatch):
-    import mmlop.training.runner as runner_mod
-
-    calls = []
-    real = runner_mod.accuracy
-
-    def spy(model, *args, **kwargs):
-        calls.append((model.num_trainable_parameters(), kwargs["udc"], kwargs["zero_shot_template"]))
-        return real(model, *args, **kwargs)
-
-    monkeypatch.setattr(runner_mod, "accuracy", spy)
-    base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
-    cfg = _config(colour_dataset, tmp_path, seeds=[1])
-    assert cfg.method.loss.udc_at_test  # MMLoP evaluates with drift correction ...
-    Runner(cfg, base=base).run()
-    trained = [c for c in calls if c[0] > 0]
-    frozen = [c for c in calls if c[0] == 0]
-    assert len(trained) == 2 and all(udc and template is None for _, udc, template in trained)
-    # ... and the zero-shot baseline (base and novel) does not, with the hand-written template.
-    assert len(frozen) == 2 and all(not udc and template for _, udc, template in frozen)
-
-
 def test_presets_and_strict_overrides():
     cfg = build_config("dg")
     assert cfg.protocol == "dg" and cfg.method.prompt.depth == 3 and cfg.optim.epochs == 50

@@ -104,9 +104,7 @@ class Runner:
         ds, labels = self._test_set(splits)
         template = (splits.template or "a photo of a {}.") if (zero_shot or model.config.text_depth == 0) else None
         c = self.config
-        # The zero-shot baseline is frozen CLIP as published: no drift correction, whatever the method uses.
-        udc = c.method.loss.udc_at_test and not zero_shot
-        return accuracy(model, ds, labels, splits.classnames, udc=udc,
+        return accuracy(model, ds, labels, splits.classnames, udc=c.method.loss.udc_at_test,
                         teacher=c.method.teacher, zero_shot_template=template, batch_size=c.test_batch_size,
                         num_workers=c.num_workers, device=self.device, max_per_class=c.max_test_per_class,
                         autocast=self._autocast(), progress=not c.quiet)["accuracy"]
