@@ -24,6 +24,18 @@ def scan_class_folders(
     sub-directories). Returns ``(classes, path_buffer, offsets (n + 1), labels)``; paths are
     ``<class>/<file>`` relative to ``root``, grouped by label, files byte-sorted or in readdir order."""
 
+def scan_class_folders_cached(
+    root: str | os.PathLike[str],
+    cache: str | os.PathLike[str],
+    classes: list[str] | None = None,
+    sort_files: bool = True,
+    racy_window_s: float = 3.0,
+) -> tuple[list[str], bytes, npt.NDArray[np.int64], npt.NDArray[np.int64], dict[str, object]]:
+    """``scan_class_folders`` through the listing cache file ``cache``: a class folder whose device, inode,
+    mtime and ctime are unchanged, and older than ``racy_window_s``, is not read again. The fifth element
+    reports ``reused``, ``listed`` (folder counts), ``invalid`` (why an unusable cache file was replaced),
+    ``written`` and ``write_error``; cache problems are never raised."""
+
 def read_split_json(
     path: str | os.PathLike[str],
 ) -> tuple[dict[str, tuple[bytes, npt.NDArray[np.int64], npt.NDArray[np.int64]]], list[str]]:
