@@ -27,7 +27,8 @@
 //!           (paths are `<class>/<file>`, as in the index)
 //! ```
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::scan::{list_class_dirs, list_files, require_dir, ClassScan, FileOrder};
+use super::scan::{list_files, require_dir, resolve_classes, ClassScan, FileOrder};
 use super::{bytes_to_path, IndexError, PathIndex};
 
 const MAGIC: [u8; 8] = *b"MMLOPIDX";
@@ -102,9 +103,15 @@ struct Entry {
     paths: PathIndex,
 }
 
-/// One class folder of a scan: its listing, its stamp when the listing may be cached, and whether
-/// it was listed afresh (rather than reused).
-type Folder = (PathIndex, Option<Stamp>, bool);
+/// One class folder of a scan.
+struct Folder<'a> {
+    /// Its listing: borrowed from the cache when reused, else listed now.
+    paths: Cow<'a, PathIndex>,
+    /// Its stamp, when the listing may be cached (the folder is older than the racy window).
+    stamp: Option<Stamp>,
+    /// Whether it was listed from the file system.
+    listed: bool,
+}
 
 /// A parsed cache file.
 struct CacheFile {
@@ -207,23 +214,23 @@ fn read_cache(path: &Path) -> Result<Option<CacheFile>, String> {
     Ok(Some(CacheFile { root, order, entries }))
 }
 
-fn encode(root: &[u8], order: FileOrder, entries: &[(&[u8], &Entry)]) -> Vec<u8> {
+fn encode(root: &[u8], order: FileOrder, entries: &[(&[u8], Stamp, &PathIndex)]) -> Vec<u8> {
     let mut body = Vec::with_capacity(
-        root.len() + entries.iter().map(|(n, e)| n.len() + 56 + e.paths.buf.len() + 4 * e.paths.len()).sum::<usize>(),
+        root.len() + entries.iter().map(|(n, _, p)| n.len() + 56 + p.buf.len() + 4 * p.len()).sum::<usize>(),
     );
     body.extend_from_slice(root);
-    for (name, e) in entries {
+    for (name, stamp, paths) in entries {
         body.extend_from_slice(&(name.len() as u64).to_le_bytes());
         body.extend_from_slice(name);
-        for v in [e.stamp.dev, e.stamp.ino, e.stamp.mtime_ns as u64, e.stamp.ctime_ns as u64] {
+        for v in [stamp.dev, stamp.ino, stamp.mtime_ns as u64, stamp.ctime_ns as u64] {
             body.extend_from_slice(&v.to_le_bytes());
         }
-        body.extend_from_slice(&(e.paths.len() as u64).to_le_bytes());
-        body.extend_from_slice(&(e.paths.buf.len() as u64).to_le_bytes());
-        for w in e.paths.offsets.windows(2) {
+        body.extend_from_slice(&(paths.len() as u64).to_le_bytes());
+        body.extend_from_slice(&(paths.buf.len() as u64).to_le_bytes());
+        for w in paths.offsets.windows(2) {
             body.extend_from_slice(&((w[1] - w[0]) as u32).to_le_bytes());
         }
-        body.extend_from_slice(&e.paths.buf);
+        body.extend_from_slice(&paths.buf);
     }
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&MAGIC);
@@ -273,15 +280,9 @@ pub fn scan_class_folders_cached(
     opts: &CacheOptions,
 ) -> Result<(ClassScan, CacheReport), IndexError> {
     let started = now_ns();
-    let classes = match classes {
-        Some(c) => {
-            require_dir(root, "a folder with one sub-folder per class")?;
-            c
-        }
-        None => list_class_dirs(root)?,
-    };
+    let classes = resolve_classes(root, classes)?;
     let root_bytes = super::os_to_bytes(root.as_os_str());
-    let (mut cached, invalid) = match read_cache(&opts.path) {
+    let (cached, invalid) = match read_cache(&opts.path) {
         Ok(Some(f)) if f.root == root_bytes && f.order == order => (f.entries, None),
         Ok(Some(f)) => {
             let why = format!("it indexes {:?} ({:?} order)", String::from_utf8_lossy(&f.root), f.order);
@@ -296,53 +297,40 @@ pub fn scan_class_folders_cached(
         .map(|class| {
             let dir = root.join(bytes_to_path(class));
             // The stamp is taken before the listing, so a change during the listing shows next time.
-            let stamp = match fs::metadata(&dir) {
-                Ok(m) if m.is_dir() => stamp_of(&m),
-                Ok(_) => return Err(IndexError::MissingDir { path: dir, expected: "a class folder".into() }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(IndexError::MissingDir { path: dir, expected: "a class folder".into() })
-                }
-                Err(e) => return Err(IndexError::io(dir, e)),
-            };
+            let stamp = stamp_of(&require_dir(&dir, "a class folder")?);
             let settled = stamp.mtime_ns < racy_before && stamp.ctime_ns < racy_before;
-            if let Some(e) = cached.get(class.as_slice()) {
-                if e.stamp == stamp && settled {
-                    return Ok((e.paths.clone(), Some(stamp), false));
+            match cached.get(class.as_slice()) {
+                Some(e) if e.stamp == stamp && settled => {
+                    Ok(Folder { paths: Cow::Borrowed(&e.paths), stamp: Some(stamp), listed: false })
+                }
+                _ => {
+                    let paths = list_files(&dir, class, order)?;
+                    Ok(Folder { paths: Cow::Owned(paths), stamp: settled.then_some(stamp), listed: true })
                 }
             }
-            let paths = list_files(&dir, class, order, 0)?;
-            Ok((paths, settled.then_some(stamp), true))
         })
         .collect();
+    let folders = per_class.into_iter().collect::<Result<Vec<Folder>, IndexError>>()?;
     let mut index = PathIndex::new();
-    let mut fresh = Vec::with_capacity(classes.len());
-    let (mut reused, mut listed, mut changed) = (0, 0, false);
-    for (label, (part, class)) in per_class.into_iter().zip(&classes).enumerate() {
-        let (paths, stamp, was_listed) = part?;
-        let base = index.buf.len() as i64;
-        index.buf.extend_from_slice(&paths.buf);
-        index.offsets.extend(paths.offsets[1..].iter().map(|o| o + base));
-        index.labels.extend(std::iter::repeat_n(label as i64, paths.len()));
-        if was_listed {
-            listed += 1;
-        } else {
-            reused += 1;
-        }
-        // Anything that makes the stored entry differ from what this scan would store.
-        changed |= was_listed && (stamp.is_some() || cached.contains_key(class.as_slice()));
-        fresh.push((class, stamp.map(|stamp| Entry { stamp, paths })));
+    let (mut listed, mut changed) = (0, invalid.is_some());
+    for (label, (folder, class)) in folders.iter().zip(&classes).enumerate() {
+        index.extend_as(&folder.paths, label as i64);
+        listed += folder.listed as usize;
+        // A new or updated entry to store, or a stale one to drop.
+        changed |= folder.listed && (folder.stamp.is_some() || cached.contains_key(class.as_slice()));
     }
-    changed |= invalid.is_some();
+    let reused = classes.len() - listed;
     let mut report = CacheReport { reused, listed, invalid, written: false, write_error: None };
     if changed {
-        let mut entries: Vec<(&[u8], &Entry)> = Vec::new();
-        for (class, e) in &fresh {
-            cached.remove(class.as_slice());
-            if let Some(e) = e {
-                entries.push((class.as_slice(), e));
-            }
-        }
-        let mut others: Vec<(&[u8], &Entry)> = cached.iter().map(|(k, e)| (k.as_slice(), e)).collect();
+        // This scan's cacheable folders, then the cached entries of folders it did not visit.
+        let mut entries: Vec<(&[u8], Stamp, &PathIndex)> = (classes.iter().zip(&folders))
+            .filter_map(|(class, f)| f.stamp.map(|stamp| (class.as_slice(), stamp, f.paths.as_ref())))
+            .collect();
+        let visited: HashSet<&[u8]> = classes.iter().map(|c| c.as_slice()).collect();
+        let mut others: Vec<(&[u8], Stamp, &PathIndex)> = (cached.iter())
+            .filter(|(k, _)| !visited.contains(k.as_slice()))
+            .map(|(k, e)| (k.as_slice(), e.stamp, &e.paths))
+            .collect();
         others.sort_unstable_by(|a, b| a.0.cmp(b.0));
         entries.extend(others);
         match publish(&opts.path, &encode(&root_bytes, order, &entries)) {

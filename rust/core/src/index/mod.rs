@@ -43,12 +43,12 @@ impl PathIndex {
         self.labels.push(label);
     }
 
-    /// Appends all entries of `other`, keeping their labels.
-    pub fn extend(&mut self, other: &PathIndex) {
+    /// Appends all paths of `other`, every one with `label` (their labels in `other` are ignored).
+    pub fn extend_as(&mut self, other: &PathIndex, label: i64) {
         let base = self.buf.len() as i64;
         self.buf.extend_from_slice(&other.buf);
         self.offsets.extend(other.offsets[1..].iter().map(|o| o + base));
-        self.labels.extend_from_slice(&other.labels);
+        self.labels.extend(std::iter::repeat_n(label, other.len()));
     }
 
     /// Number of entries.
@@ -98,13 +98,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn push_and_extend_keep_offsets_consistent() {
+    fn push_and_extend_as_keep_offsets_consistent() {
         let mut a = PathIndex::new();
         a.push(b"x/1.jpg", 0);
         let mut b = PathIndex::new();
-        b.push(b"y/22.jpg", 1);
-        b.push(b"y/3.jpg", 1);
-        a.extend(&b);
+        b.push(b"y/22.jpg", 7);
+        b.push(b"y/3.jpg", 0);
+        a.extend_as(&b, 1);
         assert_eq!(a.len(), 3);
         assert_eq!(a.path(0), b"x/1.jpg");
         assert_eq!(a.path(1), b"y/22.jpg");

@@ -30,9 +30,10 @@ fn is_hidden(name: &[u8]) -> bool {
     name.first() == Some(&b'.')
 }
 
-pub(super) fn require_dir(path: &Path, expected: &str) -> Result<(), IndexError> {
+/// The metadata of `path` (following symbolic links) when it is a directory, else `MissingDir`.
+pub(super) fn require_dir(path: &Path, expected: &str) -> Result<fs::Metadata, IndexError> {
     match fs::metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.is_dir() => Ok(m),
         Ok(_) => Err(IndexError::MissingDir { path: path.to_path_buf(), expected: expected.to_string() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(IndexError::MissingDir { path: path.to_path_buf(), expected: expected.to_string() })
@@ -86,9 +87,21 @@ pub fn list_class_dirs(root: &Path) -> Result<Vec<Vec<u8>>, IndexError> {
     Ok(dirs)
 }
 
-/// The files of one class folder `dir` (named `class` under the root) as `<class>/<file>` paths,
-/// all with `label`, in `order`.
-pub(super) fn list_files(dir: &Path, class: &[u8], order: FileOrder, label: i64) -> Result<PathIndex, IndexError> {
+/// The class folders of a scan: `classes` when given (the root must exist), else the sorted
+/// sub-directories of `root`.
+pub(super) fn resolve_classes(root: &Path, classes: Option<Vec<Vec<u8>>>) -> Result<Vec<Vec<u8>>, IndexError> {
+    match classes {
+        Some(c) => {
+            require_dir(root, "a folder with one sub-folder per class")?;
+            Ok(c)
+        }
+        None => list_class_dirs(root),
+    }
+}
+
+/// The files of one class folder `dir` (named `class` under the root) as `<class>/<file>` paths
+/// in `order`, all labelled 0 (the caller labels them with [`PathIndex::extend_as`]).
+pub(super) fn list_files(dir: &Path, class: &[u8], order: FileOrder) -> Result<PathIndex, IndexError> {
     let mut names = list_entries(dir, false)?;
     if order == FileOrder::Sorted {
         names.sort_unstable();
@@ -100,7 +113,7 @@ pub(super) fn list_files(dir: &Path, class: &[u8], order: FileOrder, label: i64)
         rel.extend_from_slice(class);
         rel.push(b'/');
         rel.extend_from_slice(name);
-        idx.push(&rel, label);
+        idx.push(&rel, 0);
     }
     Ok(idx)
 }
@@ -117,25 +130,18 @@ pub fn scan_class_folders(
     classes: Option<Vec<Vec<u8>>>,
     order: FileOrder,
 ) -> Result<ClassScan, IndexError> {
-    let classes = match classes {
-        Some(c) => {
-            require_dir(root, "a folder with one sub-folder per class")?;
-            c
-        }
-        None => list_class_dirs(root)?,
-    };
+    let classes = resolve_classes(root, classes)?;
     let per_class: Vec<Result<PathIndex, IndexError>> = classes
         .par_iter()
-        .enumerate()
-        .map(|(label, class)| {
+        .map(|class| {
             let dir = root.join(bytes_to_path(class));
             require_dir(&dir, "a class folder")?;
-            list_files(&dir, class, order, label as i64)
+            list_files(&dir, class, order)
         })
         .collect();
     let mut index = PathIndex::new();
-    for part in per_class {
-        index.extend(&part?);
+    for (label, part) in per_class.into_iter().enumerate() {
+        index.extend_as(&part?, label as i64);
     }
     Ok(ClassScan { classes, index })
 }
