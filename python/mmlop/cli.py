@@ -3,6 +3,8 @@
 - ``mmlop train``: run a protocol (default: base-to-novel on the built-in offline benchmark).
 - ``mmlop eval``: evaluate saved prompts on a dataset.
 - ``mmlop info``: prompt configuration and trainable-parameter table of an architecture.
+- ``mmlop predict``: classify image files with saved prompts (CSV/JSON, top-k).
+- ``mmlop export``: write the prompted classifier for a class list as ONNX or TorchScript.
 """
 
 from __future__ import annotations
@@ -189,6 +191,57 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_list(args: argparse.Namespace) -> list[str]:
+    """The class names of ``--classes`` or ``--classes-file``, checked (empty list, duplicates)."""
+    from mmlop.predictions import check_classnames, read_classes_file
+
+    if args.classes_file:
+        return read_classes_file(args.classes_file)
+    return check_classnames(args.classes or [])
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mmlop.predictions import (check_output, find_images, load_classifier, predict_files, predictions_csv,
+                                   write_predictions)
+
+    classnames = _class_list(args)
+    if args.output:
+        check_output(args.output, overwrite=args.overwrite)  # before loading a model or reading images
+    paths = find_images(args.images)
+    clf = load_classifier(args.prompts, classnames, device=args.device, udc=not args.no_udc)
+    preds = list(predict_files(clf, paths, top_k=args.top_k, batch_size=args.batch_size, progress=not args.quiet))
+    if args.output:
+        out = write_predictions(preds, args.output, classnames=classnames, prompts=str(args.prompts),
+                                overwrite=args.overwrite)
+        if not args.quiet:
+            print(f"{len(preds)} predictions written to {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(predictions_csv(preds))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mmlop.export import export_classifier
+    from mmlop.predictions import load_classifier
+
+    classnames = _class_list(args)
+    clf = load_classifier(args.prompts, classnames, device="cpu", udc=not args.no_udc)
+    path = export_classifier(clf, args.output, fmt=args.format, prompts=str(args.prompts), opset=args.opset,
+                             overwrite=args.overwrite)
+    print(f"{args.format} classifier over {len(classnames)} classes written to {path} "
+          f"(inputs and preprocessing: {path.parent / 'model.json'})")
+    return 0
+
+
+def _add_class_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompts", required=True, help="folder with prompts.safetensors + mmlop_config.json")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--classes", nargs="+", metavar="NAME", help="class names to score, in label order")
+    group.add_argument("--classes-file", metavar="FILE", help="text file with one class name per line")
+    p.add_argument("--no-udc", action="store_true", help="disable drift correction over the class list")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmlop", description="Multi-Modal Low-Rank Prompting for CLIP.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,6 +324,32 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="machine-readable output")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
+
+    pr = sub.add_parser("predict", help="classify image files with saved prompts",
+                        description="Classify images among the given class names with saved prompts (drift "
+                                    "correction over that class list). Folders are walked for image files. "
+                                    "Writes path, top-k classes and probabilities as CSV (stdout by default) or "
+                                    "JSON.")
+    _add_class_args(pr)
+    pr.add_argument("images", nargs="+", metavar="IMAGES_OR_FOLDERS",
+                    help="image files and folders of images (after --classes, separate them with --)")
+    pr.add_argument("--top-k", type=int, default=1, help="classes reported per image (default 1)")
+    pr.add_argument("--output", help="out.csv or out.json (default: CSV on stdout)")
+    pr.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    pr.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    pr.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    pr.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("export", help="export the prompted classifier for a class list (ONNX, TorchScript)",
+                        description="Write a self-contained image classifier: the prompted image tower and the "
+                                    "drift-corrected text classifier of the class list as a buffer. Input: "
+                                    "normalised images (B, 3, H, W); outputs: probabilities and logits. "
+                                    "model.json beside it documents the preprocessing.")
+    _add_class_args(ex)
+    ex.add_argument("--format", default="onnx", choices=("onnx", "torchscript"), help="file format (default onnx)")
+    ex.add_argument("--output", required=True, help="folder for model.onnx / model.pt and model.json")
+    ex.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    ex.set_defaults(func=cmd_export)
     return parser
 
 
