@@ -80,6 +80,10 @@ def to_markdown(summary: dict[str, Any], title: str = "") -> str:
             lines.append(f"| {ds}{tag} | {z}{r['accuracy']['mean']:.1f} ± {r['accuracy']['std']:.1f} |")
         z = f"{avg['zs_accuracy']:.1f} | " if zs and "zs_accuracy" in avg else ("– | " if zs else "")
         lines.append(f"| **Average** | {z}{avg.get('accuracy', float('nan')):.1f} |")
+    if "paper" in summary:
+        from mmlop.training import paper
+
+        lines += ["", paper.to_markdown(summary["paper"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -95,25 +99,29 @@ def plot_png(summary: dict[str, Any], path: Path) -> None:
         v = r.get(k)
         return v["mean"] if isinstance(v, dict) else v
 
-    items = [(ds, val(r, zs_key), val(r, key)) for ds, r in summary["datasets"].items()]
-    w, h, left, bottom = max(360, 90 * len(items) + 80), 320, 50, 60
+    from mmlop.training.paper import headline
+
+    ref = headline(summary.get("paper"))  # the paper's numbers, only when the run's setting is the paper's
+    items = [(ds, val(r, zs_key), val(r, key), ref.get(ds)) for ds, r in summary["datasets"].items()]
+    step = 120 if ref else 90
+    w, h, left, bottom = max(360, step * len(items) + 80), 320, 50, 60
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
     d.line([(left, 20), (left, h - bottom), (w - 10, h - bottom)], fill="black")
     for tick in range(0, 101, 25):
         y = h - bottom - (h - bottom - 20) * tick / 100
         d.text((10, y - 6), str(tick), fill="black")
-    for i, (ds, zs, ours) in enumerate(items):
-        x = left + 20 + 90 * i
-        for j, (v, colour) in enumerate(((zs, (160, 160, 160)), (ours, (40, 110, 200)))):
+    for i, (ds, zs, ours, paper_v) in enumerate(items):
+        x = left + 20 + step * i
+        for j, (v, colour) in enumerate(((zs, (160, 160, 160)), (ours, (40, 110, 200)), (paper_v, (230, 140, 30)))):
             if v is None:
                 continue
             top = h - bottom - (h - bottom - 20) * max(0.0, min(v, 100.0)) / 100
             d.rectangle([x + 30 * j, top, x + 30 * j + 26, h - bottom], fill=colour)
             d.text((x + 30 * j, top - 12), f"{v:.0f}", fill="black")
         d.text((x, h - bottom + 6), ds[:14], fill="black")
-    d.text((left + 10, h - 30), f"grey: zero-shot, blue: trained ({'HM' if key == 'hm' else 'accuracy'} %)",
-           fill="black")
+    d.text((left + 10, h - 30), f"grey: zero-shot, blue: trained{', orange: paper' if ref else ''} "
+           f"({'HM' if key == 'hm' else 'accuracy'} %)", fill="black")
     buf = BytesIO()
     img.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())

@@ -24,6 +24,7 @@ from mmlop.training.distributed import DistInfo, barrier, init_from_env
 from mmlop.training.evaluate import accuracy
 from mmlop.training.features import FrozenFeatures, view_lookup
 from mmlop.training.loop import autocast_context, fit
+from mmlop.training.paper import compare_with_paper
 from mmlop.training.report import harmonic_mean, summarize, write_reports
 
 
@@ -211,6 +212,7 @@ class Runner:
             summary["datasets"][c.datasets[0]]["is_source"] = True
             summary = _recompute_target_average(summary, c.datasets[0])
         summary["run_dir"] = str(self.dir)
+        summary["paper"] = compare_with_paper(c, summary, base=self.base.describe())
         if self.dist.is_main:
             write_reports(summary, self.dir, title=f"{c.protocol}: {c.model} ({c.pretrained})")
         return summary
