@@ -94,6 +94,10 @@ def test_unreadable_files_are_all_named_before_any_batch(tiny_base, tmp_path):
     with pytest.raises(PredictError, match=r"2 file\(s\) cannot be read as images: .*fake.png \(not an image\)"
                                            r".*empty.jpg"):
         list(predict_files(clf, [good, fake, empty]))
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:120])  # header intact, pixel data cut
+    with pytest.raises(mmlop.DatasetError, match="truncated.png: cannot decode image"):
+        list(predict_files(clf, [good, truncated]))
 
 
 def test_outputs_are_csv_or_json_and_never_overwrite(tiny_base, tmp_path):

@@ -220,9 +220,12 @@ def predict_files(classifier, paths: Sequence[str | Path], *, top_k: int = 1, ba
         One :class:`Prediction` per path, in order.
 
     Raises:
-        PredictError: ``top_k`` or ``batch_size`` out of range, or an unreadable image.
+        PredictError: ``top_k`` or ``batch_size`` out of range, or a file that is not an image.
+        DatasetError: an image whose data cannot be decoded (named).
     """
     import torch
+
+    from mmlop.data.image import open_rgb
 
     n_cls = len(classifier.classnames)
     if not 1 <= top_k <= n_cls:
@@ -235,7 +238,8 @@ def predict_files(classifier, paths: Sequence[str | Path], *, top_k: int = 1, ba
     try:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            probs = torch.softmax(classifier.logits(chunk), dim=-1)  # (B, C)
+            # Full decode here: a file with a sound header but truncated data fails by name (DatasetError).
+            probs = torch.softmax(classifier.logits([open_rgb(str(p)) for p in chunk]), dim=-1)  # (B, C)
             top_p, top_i = probs.topk(top_k, dim=-1)  # (B, k)
             for p, ps, ix in zip(chunk, top_p.tolist(), top_i.tolist()):
                 yield Prediction(str(p), tuple(classifier.classnames[i] for i in ix), tuple(ps))
