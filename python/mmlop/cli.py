@@ -208,7 +208,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.output:
         check_output(args.output, overwrite=args.overwrite)  # before loading a model or reading images
     paths = find_images(args.images)
-    clf = load_classifier(args.prompts, classnames, device=args.device, udc=not args.no_udc)
+    clf = load_classifier(args.prompts, classnames, device=args.device, model=args.model,
+                          pretrained=args.pretrained, udc=not args.no_udc)
     preds = list(predict_files(clf, paths, top_k=args.top_k, batch_size=args.batch_size, progress=not args.quiet))
     if args.output:
         out = write_predictions(preds, args.output, classnames=classnames, prompts=str(args.prompts),
@@ -225,7 +226,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from mmlop.predictions import load_classifier
 
     classnames = _class_list(args)
-    clf = load_classifier(args.prompts, classnames, device="cpu", udc=not args.no_udc)
+    clf = load_classifier(args.prompts, classnames, device="cpu", model=args.model, pretrained=args.pretrained,
+                          udc=not args.no_udc)
     path = export_classifier(clf, args.output, fmt=args.format, prompts=str(args.prompts), opset=args.opset,
                              overwrite=args.overwrite)
     print(f"{args.format} classifier over {len(classnames)} classes written to {path} "
@@ -238,6 +240,9 @@ def _add_class_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--classes", nargs="+", metavar="NAME", help="class names to score, in label order")
     group.add_argument("--classes-file", metavar="FILE", help="text file with one class name per line")
+    p.add_argument("--model", help="override the base model recorded with the prompts")
+    p.add_argument("--pretrained", help="override the pretrained tag/checkpoint recorded with the prompts "
+                                        "(e.g. a checkpoint file that has moved)")
     p.add_argument("--no-udc", action="store_true", help="disable drift correction over the class list")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
