@@ -164,3 +164,15 @@ def test_cli_predict_errors_are_one_line_and_exit_2(world_prompts, tmp_path, cap
         assert main(["predict", *args]) == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("mmlop predict: error:") and message in err and "\n" not in err, err
+
+
+def test_progress_off_a_terminal_is_a_few_plain_lines(capsys):
+    from mmlop.predictions import _progress
+
+    bar = _progress(1000, True)
+    for _ in range(100):
+        bar.update(10)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1] == "predict: 1000/1000 images" and len(lines) == 10
+    assert _progress(5, False) is None

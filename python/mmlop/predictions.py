@@ -192,12 +192,16 @@ def _progress(total: int, enabled: bool):
         return tqdm(total=total, desc="predict", unit="img", leave=False, dynamic_ncols=True)
 
     class _Lines:
+        """At most about ten lines however many images: one per tenth done, and the last."""
+
         def __init__(self) -> None:
-            self.n = 0
+            self.n = self.shown = 0
 
         def update(self, k: int) -> None:
             self.n += k
-            print(f"predict: {self.n}/{total} images", file=sys.stderr, flush=True)
+            if self.n >= total or (self.n - self.shown) * 10 >= total:
+                self.shown = self.n
+                print(f"predict: {self.n}/{total} images", file=sys.stderr, flush=True)
 
         def close(self) -> None:
             pass

@@ -13,7 +13,7 @@ import venv
 import zipfile
 from pathlib import Path
 
-REQUIRED_PREFIXES = ("mmlop/kernels/", "mmlop/ops/", "mmlop/_native")
+REQUIRED_PREFIXES = ("mmlop/kernels/", "mmlop/ops/", "mmlop/_native", "mmlop/reference_results.json")
 
 
 def main(wheel: str) -> None:

@@ -52,9 +52,10 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, most: int = 4) -> str:
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+        more = f", ... ({len(v)} in all)" if len(v) > most else ""
+        return "[" + ", ".join(_fmt(x) for x in v[:most]) + more + "]"
     return repr(v) if isinstance(v, str) else str(v)
 
 
