@@ -142,8 +142,10 @@ def test_cli_predict_writes_json_matching_the_classifier(world_prompts, tmp_path
     for pred, row in zip(js["predictions"], probs):
         assert pred["top"][0]["class"] == NAMES[int(row.argmax())]
         assert pred["top"][0]["probability"] == pytest.approx(float(row.max()), abs=1e-5)
-    # Images first, then the options: CSV on stdout.
-    assert main(["predict", str(images[0]), "--prompts", str(prompts), "--classes", *NAMES, "--quiet"]) == 0
+    # Images first, then the options: CSV on stdout; the class list from a file.
+    (tmp_path / "classes.txt").write_text("\n".join(NAMES) + "\n")
+    assert main(["predict", str(images[0]), "--prompts", str(prompts), "--classes-file", str(tmp_path / "classes.txt"),
+                 "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "path,class_1,probability_1" and lines[1].startswith(f"{images[0]},")
 
