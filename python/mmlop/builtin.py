@@ -18,21 +18,22 @@ WORLD_MODEL = "mmlop-world"
 SUITE_SEED, TRAIN_PER_CLASS, VAL_PER_CLASS, TEST_PER_CLASS = 0, 20, 4, 50
 
 
-def world_data_root(root: str = "") -> Path:
-    """Where the generated suite lives: ``<root>/mmlop-world`` when a data root is given, else
-    ``$MMLOP_HOME/world`` (default ``~/.cache/mmlop/world``)."""
-    if root:
-        return Path(root) / "mmlop-world"
+def world_data_root() -> Path:
+    """Where the generated suite lives: ``$MMLOP_HOME/world`` (default ``~/.cache/mmlop/world``).
+
+    It is mmlop's own generated data, so it never goes under a user's data root (``--root`` may be read-only, or
+    shared with other tools), whatever root the run names.
+    """
     return Path(mmlop_home()) / "world"
 
 
 def _world_reader(name: str):
-    def read(root: str):
+    def read(root: str):  # noqa: ARG001 (the world ignores the data root: see world_data_root)
         from mmlop.data.custom import read_custom
         from mmlop.data.splits import DatasetSplits
         from mmlop.data.world import SUITE, materialize_suite
 
-        folder = materialize_suite(world_data_root(root), seed=SUITE_SEED, train_per_class=TRAIN_PER_CLASS,
+        folder = materialize_suite(world_data_root(), seed=SUITE_SEED, train_per_class=TRAIN_PER_CLASS,
                                    val_per_class=VAL_PER_CLASS, test_per_class=TEST_PER_CLASS, names=[name])[name]
         raw = read_custom(str(folder / SUITE[name].split_file))
         return DatasetSplits(f"world_{name}", raw.classnames, raw.train, raw.val, raw.test,

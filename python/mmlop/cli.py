@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mmlop.config import ConfigError, PromptConfig
+from mmlop.names import FEWSHOT_SOURCES, METHODS, PRECISIONS, PRESETS
 
 
 def _widths(model: str) -> dict[str, Any]:
@@ -91,8 +92,8 @@ def _parse_value(text: str) -> Any:
 
 def _train_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name in ("root", "model", "shots", "output_dir", "device", "precision", "test_batch_size", "num_workers",
-                 "text_chunk", "fewshot_source", "max_test_per_class", "feature_cache", "views_per_image"):
+    for name in ("root", "cache_dir", "model", "shots", "output_dir", "device", "precision", "test_batch_size",
+                 "num_workers", "text_chunk", "fewshot_source", "max_test_per_class", "feature_cache", "views_per_image"):
         v = getattr(args, name)
         if v is not None:
             fields[name] = v
@@ -129,8 +130,10 @@ def _train_fields(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     from mmlop.training import RunConfig, build_config, run
     from mmlop.training.ablation import ABLATION_ROWS, write_ablation
+    from mmlop.training.runner import run_title
 
     fields = _train_fields(args)
+    fixed_name = "name" in fields
     if args.config:
         base_cfg = RunConfig.from_json_file(args.config)
         from mmlop.training.config import apply_overrides
@@ -143,18 +146,27 @@ def cmd_train(args: argparse.Namespace) -> int:
             configs[method] = cfg.replace(name=f"{cfg.name or 'ablation'}-{method}", zero_shot=False)
     else:
         configs = {"": build_config(args.preset, method=args.method, overrides=fields)}
+    if args.print_config:
+        resolved = {k: c.to_dict() for k, c in configs.items()}
+        print(json.dumps(resolved[""] if "" in resolved else resolved, indent=2))
+        for cfg in configs.values():
+            note = cfg.optim.schedule_warning()
+            if note and cfg.optim.epochs:
+                print(f"mmlop train: warning: {note}", file=sys.stderr)
+        return 0
     summaries = {}
     for key, cfg in configs.items():
-        summary = run(cfg, resume=args.resume)
+        summary = run(cfg, resume=args.resume, fixed_name=fixed_name or bool(args.config))
         summaries[key] = summary
         if not cfg.quiet:
             from mmlop.training.report import to_markdown
 
-            print(to_markdown(summary, title=f"{key or cfg.protocol} — {summary['run_dir']}"))
+            title = run_title(cfg, Path(summary["run_dir"]))
+            print(to_markdown(summary, title=f"{key}: {title}" if key else title))
     if args.ablation:
         folder = Path(next(iter(configs.values())).output_dir)
-        print(write_ablation(summaries, folder))
-        print(f"ablation table written to {folder / 'ablation.md'}")
+        print(write_ablation(summaries, folder, title=f"ablation: {args.preset} preset"))
+        print(f"ablation table written to {folder / 'ablation.md'} and {folder / 'ablation.png'}")
     return 0
 
 
@@ -268,23 +280,33 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train and evaluate under a protocol (default: the offline benchmark)",
                         description="Train prompts and evaluate them. Without arguments: base-to-novel on the "
                                     "built-in synthetic benchmark (zero-shot vs MMLoP, 16 shots, 3 seeds). "
-                                    "Settings resolve as: preset, then method, then flags, then --set.")
-    tr.add_argument("--preset", default="world",
-                    help="protocol preset: world (default, offline), b2n, fewshot, xd, dg")
-    tr.add_argument("--method", default="mmlop",
-                    help="method preset: mmlop, ivlp, lora, scl, udc, mmlop-kl1, coop, coop16, zeroshot")
+                                    "Settings resolve as: preset, then method, then flags, then --set.",
+                        epilog="Each preset's defaults (datasets, shots, epochs, lr, depth, ...): "
+                               "mmlop train --preset PRESET [--method METHOD] --print-config. "
+                               "Re-running a finished run prints its summary; other settings under a preset's "
+                               "default name go to <name>-<settings digest>.")
+    tr.add_argument("--preset", default="world", choices=PRESETS,
+                    help="protocol preset (default: world, the offline benchmark)")
+    tr.add_argument("--method", default="mmlop", choices=METHODS,
+                    help="method preset: MMLoP (default), the ablation rows, or a baseline")
     tr.add_argument("--ablation", action="store_true",
                     help="run the ablation ladder (ivlp, lora, scl, udc, mmlop) plus coop and zeroshot and write "
                          "ablation.md/json in the output folder")
     tr.add_argument("--config", help="a full RunConfig JSON (e.g. a run folder's config.json)")
+    tr.add_argument("--print-config", action="store_true",
+                    help="print the fully resolved configuration as JSON and exit (nothing is loaded or trained)")
     tr.add_argument("--datasets", nargs="+", help="dataset names or custom dataset paths")
     tr.add_argument("--targets", nargs="+", help="evaluation targets for xd/dg")
-    tr.add_argument("--root", help="data root (CoOp layout)")
+    tr.add_argument("--root", help="data root (CoOp layout); mmlop never writes into it except few-shot split "
+                                   "caches, which --cache-dir moves elsewhere")
+    tr.add_argument("--cache-dir", help="folder for few-shot split caches (for a read-only data root)")
     tr.add_argument("--model", help="open_clip architecture, model JSON path, or built-in name")
     tr.add_argument("--pretrained", help="pretrained tag or checkpoint path ('none' for random weights)")
     tr.add_argument("--shots", type=int, help="K shots per class (0 = full training set)")
     tr.add_argument("--seeds", nargs="+", type=int, help="seeds (default 1 2 3)")
-    tr.add_argument("--epochs", type=int, help="training epochs")
+    tr.add_argument("--epochs", type=int,
+                    help="training epochs, the first of them a warm-up at lr 1e-5: --epochs 1 trains only the "
+                         "warm-up and barely moves the prompts (use 2 or more for a smoke test)")
     tr.add_argument("--lr", type=float, help="learning rate")
     tr.add_argument("--batch-size", type=int, help="global training batch size")
     tr.add_argument("--depth", type=int, help="prompt depth L")
@@ -293,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--name", help="run folder name (default: derived from the settings)")
     tr.add_argument("--output-dir", help="parent folder of runs (default: runs)")
     tr.add_argument("--device", help="auto, cpu, cuda, cuda:1")
-    tr.add_argument("--precision", help="fp32, amp_bf16 or amp_fp16 (CUDA)")
+    tr.add_argument("--precision", choices=PRECISIONS, help="autocast precision (amp_* on CUDA)")
     tr.add_argument("--test-batch-size", type=int, help="evaluation batch size")
     tr.add_argument("--num-workers", type=int, help="DataLoader workers")
     tr.add_argument("--text-chunk", type=int, help="classes per text-encoder pass (0 = all)")
@@ -302,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frozen-feature cache folder ('auto' = <output-dir>/feature_cache, '' = off)")
     tr.add_argument("--views-per-image", type=int,
                     help="pre-enumerate N augmented views per training image; their frozen features are cached")
-    tr.add_argument("--fewshot-source", help="auto, reference_pickle, own or resample")
+    tr.add_argument("--fewshot-source", choices=FEWSHOT_SOURCES,
+                    help="where few-shot splits come from (default auto: the reference pickles when present)")
     tr.add_argument("--max-test-per-class", type=int, help="evaluate on at most N test images per class")
     tr.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot baseline evaluation")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -9,6 +9,8 @@ from PIL import Image
 from mmlop.config import ConfigError
 from mmlop.model import base_from_model
 from mmlop.training import build_config
+from mmlop.training.checkpoint import config_digest
+from mmlop.training.config import OptimConfig
 from mmlop.training.runner import Runner, RunExistsError
 from tiny_models import make_tiny_clip
 
@@ -36,7 +38,7 @@ def _config(dataset, out, **kw):
                   model="tiny-test", pretrained=None, test_batch_size=8)
     fields.update(kw)
     overrides = {"optim.epochs": 2, "optim.batch_size": 4, "method.prompt.depth": 2}
-    return build_config("b2n", overrides={**fields, **overrides})
+    return build_config("b2n", overrides={**overrides, **fields})
 
 
 def test_base_to_novel_run_writes_the_run_folder(colour_dataset, tmp_path, tokenizer):
@@ -58,13 +60,70 @@ def test_base_to_novel_run_writes_the_run_folder(colour_dataset, tmp_path, token
     assert json.loads((run_dir / "config.json").read_text())["optim"]["epochs"] == 2
     assert "| **Average** |" in (run_dir / "summary.md").read_text()
 
-    # The folder is never silently reused; --resume keeps finished results.
-    with pytest.raises(RunExistsError, match="--resume"):
-        Runner(cfg, base=base).run()
+    # The same finished run again returns its stored summary without training; --resume keeps finished results.
+    mtime = (seed_dir / "checkpoint.safetensors").stat().st_mtime_ns
+    assert Runner(cfg, base=base).run() == json.loads((run_dir / "summary.json").read_text())
+    assert (seed_dir / "checkpoint.safetensors").stat().st_mtime_ns == mtime
+    assert (seed_dir / "curves.png").stat().st_size > 1000
     before = (seed_dir / "results.json").read_text()
     again = Runner(cfg, base=base, resume=True).run()
     assert (seed_dir / "results.json").read_text() == before
     assert again["average"] == summary["average"]
+
+
+def test_a_default_name_with_other_settings_gets_its_own_folder(colour_dataset, tmp_path, tokenizer):
+    base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
+    first = _config(colour_dataset, tmp_path, seeds=[1], name="smoke", **{"optim.epochs": 1})
+    Runner(first, base=base).run()
+    other = first.replace(seeds=(2,))
+    # A user-chosen name is honoured strictly ...
+    with pytest.raises(RunExistsError, match="different settings"):
+        Runner(other, base=base, fixed_name=True).run()
+    # ... while a preset's default name moves aside to <name>-<digest>, leaving the first run as it was.
+    summary = Runner(other, base=base).run()
+    assert summary["run_dir"] == str(tmp_path / f"smoke-{config_digest(other.to_dict())[:8]}")
+    assert json.loads((tmp_path / "smoke" / "config.json").read_text())["seeds"] == [1]
+    # An interrupted run (config written, no summary) still needs --resume.
+    (tmp_path / "smoke" / "summary.json").unlink()
+    with pytest.raises(RunExistsError, match="--resume"):
+        Runner(first, base=base).run()
+
+
+def test_schedule_without_a_base_lr_epoch_warns(colour_dataset, tmp_path, tokenizer):
+    base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
+    cfg = _config(colour_dataset, tmp_path, seeds=[1], **{"optim.epochs": 1})
+    with pytest.warns(UserWarning, match="every epoch runs at the warm-up lr"):
+        Runner(cfg, base=base).run()
+    assert OptimConfig(epochs=2).schedule_warning() is None and OptimConfig(epochs=0).schedule_warning() is None
+
+
+def test_warnings_of_the_base_and_novel_loads_are_shown_once(colour_dataset, tmp_path, tokenizer, monkeypatch):
+    import warnings
+
+    import mmlop.data as data
+
+    real = data.load_dataset
+
+    def noisy(*args, **kwargs):
+        warnings.warn("cannot write the few-shot cache; pass cache_dir=")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data, "load_dataset", noisy)
+    base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Runner(_config(colour_dataset, tmp_path, seeds=[1], **{"optim.epochs": 0}), base=base).run()
+    assert [str(w.message) for w in caught].count("cannot write the few-shot cache; pass cache_dir=") == 1
+
+
+def test_cache_dir_keeps_fewshot_caches_out_of_the_data_root(colour_dataset, tmp_path, tokenizer):
+    base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
+    before = sorted(p.relative_to(colour_dataset) for p in colour_dataset.rglob("*"))
+    cfg = _config(colour_dataset, tmp_path / "runs", seeds=[1], cache_dir=str(tmp_path / "splits"),
+                  **{"optim.epochs": 0})
+    Runner(cfg, base=base).run()
+    assert sorted(p.relative_to(colour_dataset) for p in colour_dataset.rglob("*")) == before
+    assert any((tmp_path / "splits").rglob("*.json"))
 
 
 def test_fewshot_protocol_and_zero_shot_preset(colour_dataset, tmp_path, tokenizer):

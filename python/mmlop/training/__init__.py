@@ -70,14 +70,17 @@ def train(preset: str | None = DEFAULT_PRESET, *, method: str | MethodConfig = "
     Args:
         config: A complete configuration (then preset/method/fields are ignored).
         resume: Continue a run whose folder exists (finished (dataset, seed) pairs are kept; an interrupted one
-            continues from its last epoch checkpoint).
+            continues from its last epoch checkpoint). Without it, a folder holding this run finished returns its
+            summary, and a preset's default name with other settings becomes ``<name>-<settings digest>``.
 
     Returns:
         The summary written to ``<output_dir>/<name>/summary.json``.
     """
+    # A name the caller chose is honoured strictly; a preset's default name moves aside for other settings.
+    fixed_name = "name" in fields or "name" in (overrides or {}) or (config is not None and bool(config.name))
     if config is None:
         config = build_config(preset, method=method, overrides=overrides, **fields)
-    return run(config, resume=resume)
+    return run(config, resume=resume, fixed_name=fixed_name)
 
 
 __all__ = ["ABLATION_LADDER", "OptimConfig", "RunConfig", "RunExistsError", "TrainingDivergedError", "build_config",

@@ -53,8 +53,12 @@ def ablation_table(results: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], 
     return record, "\n".join(lines) + "\n"
 
 
-def write_ablation(results: dict[str, dict[str, Any]], folder: Path) -> str:
+def write_ablation(results: dict[str, dict[str, Any]], folder: Path, title: str = "") -> str:
+    """``ablation.json``, ``ablation.md`` and ``ablation.png`` in ``folder``; returns the Markdown table."""
+    from mmlop.training.figures import ablation_figure, save_figure
+
     record, table = ablation_table(results)
     atomic_write_json(folder / "ablation.json", record)
     atomic_write_bytes(folder / "ablation.md", table.encode())
+    save_figure(ablation_figure(record, dict(ABLATION_ROWS), title), folder / "ablation.png")
     return table

@@ -6,13 +6,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mmlop.config import ConfigError, MethodConfig, _check, _JsonMixin, config_from_dict
+from mmlop.names import FEWSHOT_SOURCES, PRECISIONS
 
 PROTOCOLS = ("b2n", "fewshot", "xd", "dg")
 
 
 @dataclass(frozen=True)
 class OptimConfig(_JsonMixin):
-    """SGD with a constant warm-up epoch then a per-epoch cosine schedule (method.md §9, rows 11-14)."""
+    """SGD with a constant warm-up epoch then a per-epoch cosine schedule (method.md §9, rows 11-14).
+
+    The first ``warmup_epochs`` epochs run at ``warmup_lr`` (1e-5), so ``epochs <= warmup_epochs`` never reaches
+    ``lr``: such a run barely moves the prompts (see :meth:`schedule_warning`).
+    """
 
     lr: float = 0.0025
     momentum: float = 0.9
@@ -37,6 +42,14 @@ class OptimConfig(_JsonMixin):
         _check(isinstance(self.max_steps_per_epoch, int) and self.max_steps_per_epoch >= 0, o,
                "max_steps_per_epoch", self.max_steps_per_epoch, "an integer >= 0")
 
+    def schedule_warning(self) -> str | None:
+        """A sentence explaining why this schedule cannot learn much, or None when it reaches the base lr."""
+        if 0 < self.epochs <= self.warmup_epochs:
+            return (f"optim.epochs={self.epochs} with warmup_epochs={self.warmup_epochs}: every epoch runs at the "
+                    f"warm-up lr {self.warmup_lr:g}, none at lr {self.lr:g}, so the prompts barely move and accuracy "
+                    f"stays near (or below) zero-shot; use at least {self.warmup_epochs + 1} epochs")
+        return None
+
 
 @dataclass(frozen=True)
 class RunConfig(_JsonMixin):
@@ -49,6 +62,8 @@ class RunConfig(_JsonMixin):
             and ``targets`` the evaluation sets.
         targets: Evaluation datasets for xd/dg.
         root: Data root folder (CoOp layout).
+        cache_dir: Where few-shot split caches are written instead of ``<root>/<dataset>/split_fewshot``
+            (for a read-only data root); ``""`` keeps them next to the dataset.
         model, pretrained: The base (see :func:`mmlop.load_base`).
         shots: K; 0 or less uses the full training set.
         seeds: Run seeds; results report mean and standard deviation over them.
@@ -78,6 +93,7 @@ class RunConfig(_JsonMixin):
     datasets: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     root: str = ""
+    cache_dir: str = ""
     model: str = "ViT-B-16"
     pretrained: str | None = "openai"
     shots: int = 16
@@ -110,15 +126,14 @@ class RunConfig(_JsonMixin):
                o, "train_crop_scale", self.train_crop_scale, "(min, max) with 0 < min <= max <= 1")
         _check(self.protocol in PROTOCOLS, o, "protocol", self.protocol, f"one of {', '.join(PROTOCOLS)}")
         _check(len(self.seeds) >= 1, o, "seeds", self.seeds, "at least one seed")
-        _check(self.precision in ("fp32", "amp_bf16", "amp_fp16"), o, "precision", self.precision,
-               "fp32, amp_bf16 or amp_fp16")
+        _check(self.precision in PRECISIONS, o, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
         _check(self.test_batch_size >= 1, o, "test_batch_size", self.test_batch_size, ">= 1")
         _check(self.num_workers >= 0, o, "num_workers", self.num_workers, ">= 0")
         _check(self.text_chunk >= 0, o, "text_chunk", self.text_chunk, ">= 0")
         _check(isinstance(self.views_per_image, int) and self.views_per_image >= 0, o, "views_per_image",
                self.views_per_image, "an integer >= 0")
-        _check(self.fewshot_source in ("auto", "reference_pickle", "own", "resample"), o, "fewshot_source",
-               self.fewshot_source, "auto, reference_pickle, own or resample")
+        _check(self.fewshot_source in FEWSHOT_SOURCES, o, "fewshot_source", self.fewshot_source,
+               f"one of {', '.join(FEWSHOT_SOURCES)}")
         if self.protocol in ("xd", "dg"):
             _check(len(self.datasets) == 1, o, "datasets", self.datasets,
                    f"exactly one source dataset for protocol {self.protocol}")

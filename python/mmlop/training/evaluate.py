@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from mmlop.config import TeacherConfig
 from mmlop.inference import Classifier
 from mmlop.model.prompted import MMLoP
+from mmlop.training.progress import step_bar
 
 
 def limit_per_class(labels: Sequence[int], max_per_class: int) -> list[int]:
@@ -29,7 +30,7 @@ def limit_per_class(labels: Sequence[int], max_per_class: int) -> list[int]:
 def accuracy(model: MMLoP, dataset: Dataset, labels: Sequence[int], classnames: Sequence[str], *, udc: bool = True,
              teacher: TeacherConfig | None = None, zero_shot_template: str | None = None, batch_size: int = 100,
              num_workers: int = 0, device: torch.device = torch.device("cpu"), max_per_class: int = 0,
-             autocast: Callable | None = None, progress: bool = False) -> dict:
+             autocast: Callable | None = None, progress: bool = False, desc: str = "eval") -> dict:
     """Micro top-1 accuracy (percent) over ``dataset`` with a classifier over ``classnames``.
 
     Args:
@@ -38,6 +39,8 @@ def accuracy(model: MMLoP, dataset: Dataset, labels: Sequence[int], classnames: 
         labels: The labels of ``dataset`` (for ``max_per_class``).
         classnames: The evaluated class set; drift correction (``udc``) averages over exactly these classes.
         max_per_class: Evaluate on at most this many images per class (0 = all).
+        progress: Show a bar over the batches (on a terminal only; a log gets no carriage returns).
+        desc: The bar's label, e.g. ``"eval world/colours seed 1 base"``.
 
     Returns:
         ``{"accuracy": float, "correct": int, "total": int}``.
@@ -48,11 +51,7 @@ def accuracy(model: MMLoP, dataset: Dataset, labels: Sequence[int], classnames: 
     subset = dataset if len(keep) == len(labels) else Subset(dataset, keep)
     loader = DataLoader(subset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     correct = total = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(loader), desc="eval", leave=False, dynamic_ncols=True)
+    bar = step_bar(len(loader), desc, progress)
     for images, y in loader:
         ctx = autocast() if autocast else torch.no_grad()
         with ctx:
@@ -62,6 +61,7 @@ def accuracy(model: MMLoP, dataset: Dataset, labels: Sequence[int], classnames: 
         if bar is not None:
             bar.update(1)
     if bar is not None:
+        bar.refresh()  # draw the final 100 % state; tqdm skips redraws closer than its mininterval
         bar.close()
     if total == 0:
         raise ValueError("evaluation set is empty")

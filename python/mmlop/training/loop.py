@@ -21,6 +21,7 @@ from mmlop.training.batches import EpochBatchSampler, SeededViews
 from mmlop.training.checkpoint import load_checkpoint, save_checkpoint
 from mmlop.training.config import OptimConfig
 from mmlop.training.distributed import DistInfo
+from mmlop.training.progress import RunProgress
 from mmlop.training.schedule import epoch_lr
 
 
@@ -78,7 +79,7 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
         *, optim: OptimConfig, loss: LossConfig, seed: int, run_dir: Path, digest: str, resume: bool = False,
         device: torch.device = torch.device("cpu"), precision: str = "fp32", text_chunk: int = 0,
         num_workers: int = 0, dist_info: DistInfo = DistInfo(), frozen_image_fn: FrozenImageFn | None = None,
-        view_keys: list[list[bytes]] | None = None, progress: bool = True) -> FitResult:
+        view_keys: list[list[bytes]] | None = None, progress: bool | RunProgress = True) -> FitResult:
     """Train the prompts of ``model`` on a few-shot set.
 
     Args:
@@ -101,7 +102,8 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
             forward pass of the same augmented images.
         view_keys: Pre-enumerated views: ``view_keys[i]`` are the cache keys of image i's views (see
             :mod:`mmlop.training.features`); each epoch shows one of them, drawn from (seed, epoch, i).
-        progress: Show a progress bar.
+        progress: A run's :class:`~mmlop.training.progress.RunProgress` to report each step and epoch to, or a
+            bool: True shows this fit's own progress (a bar on a terminal, one line per epoch otherwise).
 
     Raises:
         TrainingDivergedError: on a non-finite loss.
@@ -128,6 +130,10 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
     views = SeededViews(dataset, seed, view_keys)
     metrics_path = run_dir / "metrics.jsonl"
     last: dict = {}
+    own_reporter = not isinstance(progress, RunProgress)
+    reporter = (RunProgress(optim.epochs, enabled=bool(progress) and dist_info.is_main) if own_reporter
+                else progress)
+    reporter.skip(start)  # epochs a resumed run does not repeat
 
     def frozen_image(images: Tensor, keys) -> Tensor:
         if frozen_image_fn is not None:
@@ -145,7 +151,7 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
                             pin_memory=device.type == "cuda")
         sums: dict[str, float] = {}
         n_steps, n_images, t0 = 0, 0, time.perf_counter()
-        bar = _progress(len(sampler), f"epoch {epoch + 1}/{optim.epochs}", progress and dist_info.is_main)
+        reporter.begin_epoch()
         for images, y, batch_keys in loader:
             images, y = images.to(device, non_blocking=True), y.to(device, non_blocking=True)
             f0 = frozen_image(images, batch_keys)
@@ -163,12 +169,7 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
                 sums[k] = sums.get(k, 0.0) + v
             n_steps += 1
             n_images += images.shape[0] * dist_info.world_size
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{terms.as_floats()['total']:.3f}",
-                                img_s=f"{n_images / (time.perf_counter() - t0):.1f}")
-        if bar is not None:
-            bar.close()
+            reporter.step(n_steps / max(1, len(sampler)))
         seconds = time.perf_counter() - t0
         last = {"epoch": epoch + 1, "lr": lr, "steps": n_steps, "seconds": round(seconds, 3),
                 "images_per_s": round(n_images / seconds, 2) if seconds > 0 else None,
@@ -177,13 +178,8 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
             save_checkpoint(run_dir, model, opt, epoch, digest)
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(last) + "\n")
+        reporter.end_epoch(epoch + 1, optim.epochs, last)
+    if own_reporter:
+        reporter.close()
     model.eval()
     return FitResult(optim.epochs, resumed, last)
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled or total == 0:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)

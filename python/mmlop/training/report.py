@@ -1,4 +1,4 @@
-"""Run summaries: per-dataset mean and standard deviation over seeds, base/novel/HM, as JSON, Markdown and PNG."""
+"""Run summaries: per-dataset mean and standard deviation over seeds, base/novel/HM, as JSON, Markdown and a PNG figure."""
 
 from __future__ import annotations
 
@@ -87,48 +87,11 @@ def to_markdown(summary: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_png(summary: dict[str, Any], path: Path) -> None:
-    """A bar chart (zero-shot vs trained; HM for base-to-novel, accuracy otherwise) drawn with PIL."""
-    from io import BytesIO
-
-    from PIL import Image, ImageDraw
-
-    key, zs_key = ("hm", "zs_hm") if summary["protocol"] == "b2n" else ("accuracy", "zs_accuracy")
-
-    def val(r, k):
-        v = r.get(k)
-        return v["mean"] if isinstance(v, dict) else v
-
-    from mmlop.training.paper import headline
-
-    ref = headline(summary.get("paper"))  # the paper's numbers, only when the run's setting is the paper's
-    items = [(ds, val(r, zs_key), val(r, key), ref.get(ds)) for ds, r in summary["datasets"].items()]
-    step = 120 if ref else 90
-    w, h, left, bottom = max(360, step * len(items) + 80), 320, 50, 60
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    d.line([(left, 20), (left, h - bottom), (w - 10, h - bottom)], fill="black")
-    for tick in range(0, 101, 25):
-        y = h - bottom - (h - bottom - 20) * tick / 100
-        d.text((10, y - 6), str(tick), fill="black")
-    for i, (ds, zs, ours, paper_v) in enumerate(items):
-        x = left + 20 + step * i
-        for j, (v, colour) in enumerate(((zs, (160, 160, 160)), (ours, (40, 110, 200)), (paper_v, (230, 140, 30)))):
-            if v is None:
-                continue
-            top = h - bottom - (h - bottom - 20) * max(0.0, min(v, 100.0)) / 100
-            d.rectangle([x + 30 * j, top, x + 30 * j + 26, h - bottom], fill=colour)
-            d.text((x + 30 * j, top - 12), f"{v:.0f}", fill="black")
-        d.text((x, h - bottom + 6), ds[:14], fill="black")
-    d.text((left + 10, h - 30), f"grey: zero-shot, blue: trained{', orange: paper' if ref else ''} "
-           f"({'HM' if key == 'hm' else 'accuracy'} %)", fill="black")
-    buf = BytesIO()
-    img.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def write_reports(summary: dict[str, Any], folder: Path, title: str = "") -> None:
-    """``summary.json``, ``summary.md`` and ``summary.png`` in ``folder``."""
+    """``summary.json``, ``summary.md`` and ``summary.png`` (see :func:`mmlop.training.figures.summary_figure`)
+    in ``folder``."""
+    from mmlop.training.figures import save_figure, summary_figure
+
     atomic_write_json(folder / "summary.json", summary)
     atomic_write_bytes(folder / "summary.md", to_markdown(summary, title).encode())
-    plot_png(summary, folder / "summary.png")
+    save_figure(summary_figure(summary, title), folder / "summary.png")
