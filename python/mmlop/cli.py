@@ -21,14 +21,12 @@ from mmlop.names import FEWSHOT_SOURCES, METHODS, PRECISIONS, PRESETS
 
 def _widths(model: str) -> dict[str, Any]:
     """Tower widths and depths of an architecture, from its open_clip config (no weights are built)."""
-    import open_clip
-
-    from mmlop.model.factory import _BUILTIN_BASES, _resolve_config_name, load_base
+    from mmlop.model.factory import _BUILTIN_BASES, _resolve_config_name, load_base, model_config
 
     if model in _BUILTIN_BASES:
         return load_base(model).describe()
     arch = _resolve_config_name(model)
-    cfg = open_clip.get_model_config(arch)
+    cfg = model_config(arch)
     v, t = cfg["vision_cfg"], cfg["text_cfg"]
     if "hf_model_name" in t or "timm_model_name" in v:
         raise ValueError(f"{model}: Hugging Face text towers and timm image towers are not supported by mmlop")

@@ -12,6 +12,7 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
+from mmlop.model.checkpoints import is_torchscript_archive, load_openai_archive
 from mmlop.model.towers import TextTower, check_vision_tower
 
 #: Named bases that ship with mmlop (no download): name -> loader returning (model, tokenizer, preprocess dict).
@@ -74,8 +75,16 @@ def _uses_quick_gelu(model: nn.Module) -> bool:
     return any(type(m).__name__ == "QuickGELU" for m in model.modules())
 
 
+HF_HUB_PREFIX = "hf-hub:"
+
+
 def _resolve_config_name(name: str) -> str:
-    """A path to an open_clip JSON config is registered with open_clip and replaced by its stem."""
+    """A path to an open_clip JSON config is registered with open_clip and replaced by its stem; an
+    ``hf-hub:org/repo`` name is kept (open_clip reads its config from the Hugging Face cache or the hub)."""
+    if name.startswith(HF_HUB_PREFIX):
+        if name.count("/") != 1 or not name[len(HF_HUB_PREFIX):].strip("/"):
+            raise ValueError(f"model {name!r}: expected hf-hub:<org>/<repo>")
+        return name
     path = Path(name)
     if name.endswith(".json"):
         if not path.is_file():
@@ -92,9 +101,24 @@ def _resolve_config_name(name: str) -> str:
         return path.stem
     if open_clip.get_model_config(name) is None:
         raise ValueError(f"unknown model {name!r}: expected an open_clip architecture (e.g. ViT-B-16; see "
-                         f"open_clip.list_models()), a path to a model JSON, or a built-in "
+                         f"open_clip.list_models()), a path to a model JSON, hf-hub:<org>/<repo>, or a built-in "
                          f"({sorted(_BUILTIN_BASES) or 'none registered'})")
     return name
+
+
+def model_config(arch: str) -> dict[str, Any] | None:
+    """open_clip's model config of a resolved name; for ``hf-hub:`` names, from the (offline) Hugging Face cache.
+
+    Raises:
+        ValueError: an ``hf-hub:`` model that is neither cached nor reachable (the message says how to fix it).
+    """
+    if not arch.startswith(HF_HUB_PREFIX):
+        return open_clip.get_model_config(arch)
+    try:
+        return open_clip.get_model_config(arch)
+    except Exception as e:  # huggingface_hub raises its own hierarchy (offline, missing file, no network)
+        raise ValueError(f"{arch}: cannot read open_clip_config.json ({type(e).__name__}: {e}); with "
+                         "HF_HUB_OFFLINE=1 the repository must be in the Hugging Face cache (HF_HUB_CACHE)") from None
 
 
 def resolve_quick_gelu(name: str, pretrained: str | None, force_quick_gelu: bool | None) -> bool:
@@ -107,9 +131,10 @@ def resolve_quick_gelu(name: str, pretrained: str | None, force_quick_gelu: bool
     Raises:
         QuickGeluMismatchError: when ``force_quick_gelu`` contradicts the tag.
     """
-    model_cfg = open_clip.get_model_config(name) or {}
+    model_cfg = model_config(name) or {}
     model_qg = bool(model_cfg.get("quick_gelu", False))
-    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}
+    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained and not name.startswith(HF_HUB_PREFIX) \
+        else {}
     if not tag_cfg:  # random init, a local checkpoint, or an unknown tag: the config decides
         return model_qg if force_quick_gelu is None else bool(force_quick_gelu)
     tag_qg = bool(tag_cfg.get("quick_gelu", False))
@@ -131,9 +156,14 @@ def load_base(name: str, pretrained: str | None = None, *, device: str | torch.d
 
     Args:
         name: An open_clip architecture (``ViT-B-16``, ``ViT-B-32``, ``ViT-L-14``, ``...-quickgelu``), a path to an
-            open_clip model JSON, or a built-in name (``mmlop-world``, the offline benchmark's tiny CLIP).
-        pretrained: A pretrained tag (``openai``, ``laion2b_s34b_b88k``, ...) or a local checkpoint path. Tags
-            download through open_clip/Hugging Face, so offline use needs a local file or a warm cache.
+            open_clip model JSON, ``hf-hub:<org>/<repo>`` (config and weights from the Hugging Face cache, e.g.
+            offline with ``HF_HUB_OFFLINE=1``), or a built-in name (``mmlop-world``, the offline benchmark's tiny
+            CLIP).
+        pretrained: A pretrained tag (``openai``, ``laion2b_s34b_b88k``, ...) or a local checkpoint path, including
+            an OpenAI TorchScript archive as the ``clip`` package downloads it (``~/.cache/clip/ViT-B-16.pt``: its
+            tensors are read without running it, QuickGELU is used and the architecture is checked against
+            ``name``). Tags download through open_clip/Hugging Face, so offline use needs a local file or a warm
+            cache. Ignored for ``hf-hub:`` names, which carry their weights.
         device: Where to put the model.
         force_quick_gelu: None picks the activation the weights were trained with; True/False forces it and
             raises if that contradicts a known tag.
@@ -151,12 +181,29 @@ def load_base(name: str, pretrained: str | None = None, *, device: str | torch.d
         base = BaseCLIP(model, tokenizer, name, pretrained=pre.get("pretrained", "builtin"),
                         image_size=int(pre["image_size"]), mean=tuple(pre["mean"]), std=tuple(pre["std"]),
                         quick_gelu=_uses_quick_gelu(model))
+    elif pretrained and is_torchscript_archive(Path(pretrained).expanduser()):
+        from open_clip.tokenizer import SimpleTokenizer
+
+        known = None if name.startswith(HF_HUB_PREFIX) else _known_config(name)
+        model = load_openai_archive(Path(pretrained).expanduser(), name, known, force_quick_gelu)
+        tokenizer = SimpleTokenizer(context_length=int(model.positional_embedding.shape[0]))
+        base = BaseCLIP(model, tokenizer, name, pretrained=pretrained, image_size=int(model.visual.image_size[0]),
+                        quick_gelu=_uses_quick_gelu(model))
     else:
         arch = _resolve_config_name(name)
         quick_gelu = resolve_quick_gelu(arch, pretrained, force_quick_gelu)
-        model = open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu,
-                                       cache_dir=cache_dir, device="cpu")
-        tokenizer = open_clip.get_tokenizer(arch)
+        hub = arch.startswith(HF_HUB_PREFIX)
+        if hub:
+            _hub_weights(arch, cache_dir)
+        try:
+            model = open_clip.create_model(arch, pretrained=None if hub else pretrained,
+                                           force_quick_gelu=quick_gelu, cache_dir=cache_dir, device="cpu")
+        except Exception as e:  # huggingface_hub's offline and missing-file errors have their own hierarchy
+            if not hub:
+                raise
+            raise ValueError(f"{arch}: cannot load its weights ({type(e).__name__}: {e}); with HF_HUB_OFFLINE=1 "
+                             "open_clip_model.safetensors must be in the Hugging Face cache") from None
+        tokenizer = open_clip.get_tokenizer(arch, cache_dir=cache_dir) if hub else open_clip.get_tokenizer(arch)
         pre = open_clip.get_model_preprocess_cfg(model)
         size = pre.get("size", model.visual.image_size)
         size = size[0] if isinstance(size, (tuple, list)) else size
@@ -167,6 +214,26 @@ def load_base(name: str, pretrained: str | None = None, *, device: str | torch.d
     base.model.to(device)
     base.describe()  # validates both towers up front
     return base
+
+
+def _hub_weights(arch: str, cache_dir: str | None) -> str:
+    """The cached weights file of an ``hf-hub:`` model; open_clip would only warn and build random weights."""
+    from open_clip.pretrained import download_pretrained_from_hf
+
+    try:
+        return download_pretrained_from_hf(arch[len(HF_HUB_PREFIX):], cache_dir=cache_dir)
+    except Exception as e:  # FileNotFoundError wrapping huggingface_hub's offline / missing-entry errors
+        raise ValueError(f"{arch}: no weights (open_clip_model.safetensors or open_clip_pytorch_model.bin) in the "
+                         f"Hugging Face cache or on the hub ({e}); with HF_HUB_OFFLINE=1 the repository must be "
+                         "cached under HF_HUB_CACHE") from None
+
+
+def _known_config(name: str) -> dict[str, Any] | None:
+    """The open_clip config a name stands for (a JSON path or a known architecture), or None to infer it."""
+    try:
+        return open_clip.get_model_config(_resolve_config_name(name))
+    except ValueError:
+        return None
 
 
 def base_from_model(model: nn.Module, tokenizer: Callable[..., torch.Tensor], name: str, *,
