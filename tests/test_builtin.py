@@ -42,3 +42,20 @@ def test_a_few_mmlop_epochs_raise_base_accuracy_on_the_world(tmp_path):
         loss=LossConfig(lambda_text=12.5, lambda_image=5.0), seed=1, run_dir=tmp_path, digest="t", progress=False)
     after = base_accuracy()
     assert after >= before + 3.0, (before, after)
+
+
+def test_the_world_is_generated_under_mmlop_home_never_under_a_data_root(tmp_path, monkeypatch):
+    import os
+
+    from mmlop.builtin import world_data_root
+
+    assert world_data_root() == __import__("pathlib").Path(os.environ["MMLOP_HOME"]) / "world"
+    root = tmp_path / "user-data"
+    root.mkdir()
+    root.chmod(0o555)  # a read-only data root, as a shared dataset folder often is
+    try:
+        splits = mmlop.load_dataset("world/colours", str(root), num_shots=2, seed=1, subsample="base")
+    finally:
+        root.chmod(0o755)
+    assert len(splits.train) == 2 * len(splits.classnames) and list(root.iterdir()) == []
+    assert all(str(p).startswith(str(world_data_root())) for p in splits.train.paths[:3])

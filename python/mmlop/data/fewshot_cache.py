@@ -132,7 +132,8 @@ def write_cache(
     except OSError as e:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        warnings.warn(f"{path}: cannot write the few-shot cache ({e}); pass cache_dir= to keep it elsewhere", stacklevel=3)
+        warnings.warn(f"{path}: cannot write the few-shot cache ({e}); pass cache_dir= "
+                      "(mmlop train --cache-dir) to keep it elsewhere", stacklevel=3)
         return False
 
 

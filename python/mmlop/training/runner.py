@@ -245,22 +245,24 @@ class Runner:
             split = self._load(dataset, seed, "all")
             model = self._train(split, seed, run_dir, c.shots)
             if self.dist.is_main:
-                result = {"accuracy": self._evaluate(model, split)}
+                result = {"accuracy": self._evaluate(model, split, desc=f"eval {tag}")}
                 if c.zero_shot:
-                    zs_cache.setdefault(dataset, {"zs_accuracy": self._zero_shot(split)})
+                    if dataset not in zs_cache:  # setdefault would evaluate zero-shot again for every seed
+                        zs_cache[dataset] = {"zs_accuracy": self._zero_shot(split, f"zero-shot {dataset}")}
                     result.update(zs_cache[dataset])
         else:  # xd / dg: one source model per seed, evaluated on every target
             split = self._load(dataset, seed, "all")
             model = self._train(split, seed, run_dir, c.shots)
             if self.dist.is_main:
-                result = {"source": {"accuracy": self._evaluate(model, split)}, "targets": {}}
+                result = {"source": {"accuracy": self._evaluate(model, split, desc=f"eval {tag}")}, "targets": {}}
                 for target in c.targets:
                     t_split = self._load(target, seed, "all", shots=0)
                     if len(t_split.test) == 0:  # a custom target folder without splits: all of it is test data
                         t_split = dataclasses.replace(t_split, test=t_split.train)
-                    row = {"accuracy": self._evaluate(model, t_split)}
+                    row = {"accuracy": self._evaluate(model, t_split, desc=f"eval {target} seed {seed}")}
                     if c.zero_shot:
-                        zs_cache.setdefault(target, {"zs_accuracy": self._zero_shot(t_split)})
+                        if target not in zs_cache:
+                            zs_cache[target] = {"zs_accuracy": self._zero_shot(t_split, f"zero-shot {target}")}
                         row.update(zs_cache[target])
                     result["targets"][target] = row
         if self.dist.is_main:
