@@ -80,7 +80,8 @@ def test_train_help_documents_the_warmup_epoch(capsys):
     assert "--epochs 1 trains only the warm-up" in out and "--print-config" in out
 
 
-def test_a_second_plain_train_prints_the_finished_run_and_other_settings_get_a_folder(tmp_path, capsys):
+def test_a_second_plain_train_prints_the_finished_run_and_other_settings_get_a_folder(tmp_path, capsys,
+                                                                                      monkeypatch):
     args = ["train", "--datasets", "world/colours", "--seeds", "1", "--epochs", "2", "--max-test-per-class", "4",
             "--set", "optim.max_steps_per_epoch=2", "--output-dir", str(tmp_path)]
     assert main(args) == 0
@@ -92,7 +93,12 @@ def test_a_second_plain_train_prints_the_finished_run_and_other_settings_get_a_f
     assert "mmlop-world (built-in weights)" in md and "(None)" not in md
     assert (run_dir / "summary.png").is_file() and (run_dir / "colours" / "seed1" / "curves.png").is_file()
 
-    assert main(args) == 0
+    import mmlop.training.runner as runner
+
+    real_load_base = runner.load_base
+    monkeypatch.setattr(runner, "load_base", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    assert main(args) == 0  # answered from the run folder: no model is loaded
+    monkeypatch.setattr(runner, "load_base", real_load_base)
     again = capsys.readouterr()
     assert "already holds this run, finished" in again.err and "epoch 1/2" not in again.err
     assert first.out == again.out  # the same summary table

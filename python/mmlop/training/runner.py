@@ -93,12 +93,19 @@ class Runner:
         self.dist = init_from_env(str(self.device)) if base is None else DistInfo()
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.base = base or load_base(config.model, config.pretrained, device=self.device)
+        self._base = base
         self.dir = Path(config.output_dir) / (config.name or default_run_name(config))
         self.templates = get_templates(config.method.teacher.templates)
         self._data = _data_api()
         self._warned: set[str] = set()
         self.progress = RunProgress(0, enabled=False)
+
+    @property
+    def base(self) -> BaseCLIP:
+        """The frozen base, loaded on first use: re-running a finished run only reads its summary."""
+        if self._base is None:
+            self._base = load_base(self.config.model, self.config.pretrained, device=self.device)
+        return self._base
 
     # Setup ---------------------------------------------------------------------------------------------------
     def _prepare_folder(self) -> dict[str, Any] | None:
