@@ -38,6 +38,7 @@ def test_the_base_to_novel_summary_figure_plots_means_spread_and_the_average(tmp
     err = trained.errorbar.lines[2][0].get_segments()[0]
     assert err[1][1] - err[0][1] == pytest.approx(4.0)  # mean ± 2
     assert [t.get_text() for t in base_ax.get_xticklabels()] == ["world/a", "world/b", "Average"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["zero-shot", "trained"]
     path = save_figure(fig, tmp_path / "summary.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -65,6 +66,8 @@ def test_training_curves_plot_each_loss_term_and_the_lr(tmp_path):
     loss_ax, lr_ax = fig.axes
     lines = {line.get_label(): list(line.get_ydata()) for line in loss_ax.get_lines()}
     assert lines == {"total": [2.0, 1.0, 0.0], "ce": [1.5, 1.0, 0.5], "kl": pytest.approx([0.1, 0.2, 0.3])}
+    assert loss_ax.get_yscale() == "linear"  # a zero loss: no log axis
+    assert training_curves_figure(rows[:2]).axes[0].get_yscale() == "log"
     assert list(lr_ax.get_lines()[0].get_xdata()) == [1, 2, 3]
     assert list(lr_ax.get_lines()[0].get_ydata()) == [1e-5, 0.01, 0.005] and lr_ax.get_yscale() == "log"
     assert save_training_curves(metrics, tmp_path / "curves.png").stat().st_size > 1000
@@ -81,4 +84,4 @@ def test_the_ablation_figure_has_one_bar_per_row_and_metric():
     (ax,) = fig.axes
     assert _bars(ax) == [[80.0, 82.0], [60.0, 70.0], [68.57, 75.53]]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1 IVLP", "5 MMLoP"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Base", "Novel", "HM"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Base", "Novel", "HM"]

@@ -123,7 +123,7 @@ def summary_figure(summary: dict[str, Any], title: str = "") -> "Figure":
         _grouped_bars(ax, labels, series)
         ax.set_title(name)
         ax.set_ylabel("top-1 accuracy (%)" if key != "hm" else "harmonic mean (%)")
-    axes[0].legend(loc="lower left", fontsize=8)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8)
     fig.suptitle(title or summary["protocol"])
     return fig
 
@@ -156,7 +156,8 @@ def training_curves_figure(records: Sequence[dict[str, Any]], title: str = "") -
         title: The figure title (dataset, seed, run).
 
     Returns:
-        A figure with two axes: the loss terms (one line each, labelled by term) and the lr (log scale).
+        A figure with two axes: the loss terms (one line each, labelled by term; log scale when all are
+        positive) and the lr (log scale).
     """
     epochs = [int(r["epoch"]) for r in records]
     terms = sorted({k for r in records for k in r if k.startswith("loss_")}, key=lambda k: (k != "loss_total", k))
@@ -165,6 +166,9 @@ def training_curves_figure(records: Sequence[dict[str, Any]], title: str = "") -
     for k in terms:
         loss_ax.plot(epochs, [r.get(k, float("nan")) for r in records], marker="o", markersize=3,
                      linewidth=2.0 if k == "loss_total" else 1.2, label=k.removeprefix("loss_"))
+    values = [r[k] for r in records for k in terms if isinstance(r.get(k), (int, float))]
+    if values and min(values) > 0:  # the consistency terms are ~100x smaller than CE: a log axis shows both
+        loss_ax.set_yscale("log")
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("mean loss over the epoch")
     loss_ax.set_title("loss terms")
@@ -219,6 +223,6 @@ def ablation_figure(record: dict[str, dict[str, Any]], labels: dict[str, str] | 
         series.append((legend, colour, values, errors))
     _grouped_bars(ax, names, series)
     ax.set_ylabel("accuracy averaged over datasets (%)")
-    ax.legend(loc="lower right", fontsize=8)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8)
     fig.suptitle(title or "ablation (base-to-novel)")
     return fig

@@ -188,7 +188,7 @@ class Runner:
         return self.config.optim.epochs > 0 and self.config.method.prompt.depth > 0
 
     # Training ------------------------------------------------------------------------------------------------
-    def _train(self, splits, seed: int, run_dir: Path, shots: int) -> MMLoP:
+    def _train(self, splits, seed: int, run_dir: Path, shots: int, dataset: str = "") -> MMLoP:
         c = self.config
         seed_everything(seed)
         model = MMLoP(self.base, c.method.prompt, generator=torch.Generator().manual_seed(seed)).to(self.device)
@@ -219,7 +219,7 @@ class Runner:
             from mmlop.training.figures import save_training_curves
 
             save_training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png",
-                                 title=f"{splits.key} seed {seed} — {self.dir.name}")
+                                 title=f"{dataset or splits.key} seed {seed} — {self.dir.name}")
             save_prompts(model, run_dir / "prompts", method=c.method, overwrite=True,
                          extra={"dataset": splits.key, "seed": seed, "shots": shots, "protocol": c.protocol})
         return model
@@ -236,7 +236,7 @@ class Runner:
         tag = f"{dataset} seed {seed}"
         if c.protocol == "b2n":
             base_split = self._load(dataset, seed, "base")
-            model = self._train(base_split, seed, run_dir, c.shots)
+            model = self._train(base_split, seed, run_dir, c.shots, dataset)
             if self.dist.is_main:
                 novel_split = self._load(dataset, seed, "new")
                 result = {"base": self._evaluate(model, base_split, desc=f"eval {tag} base"),
@@ -250,7 +250,7 @@ class Runner:
                     result.update(zs_cache[dataset])
         elif c.protocol == "fewshot":
             split = self._load(dataset, seed, "all")
-            model = self._train(split, seed, run_dir, c.shots)
+            model = self._train(split, seed, run_dir, c.shots, dataset)
             if self.dist.is_main:
                 result = {"accuracy": self._evaluate(model, split, desc=f"eval {tag}")}
                 if c.zero_shot:
@@ -259,7 +259,7 @@ class Runner:
                     result.update(zs_cache[dataset])
         else:  # xd / dg: one source model per seed, evaluated on every target
             split = self._load(dataset, seed, "all")
-            model = self._train(split, seed, run_dir, c.shots)
+            model = self._train(split, seed, run_dir, c.shots, dataset)
             if self.dist.is_main:
                 result = {"source": {"accuracy": self._evaluate(model, split, desc=f"eval {tag}")}, "targets": {}}
                 for target in c.targets:
