@@ -43,6 +43,20 @@ def test_the_base_to_novel_summary_figure_plots_means_spread_and_the_average(tmp
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_paper_numbers_are_a_third_series_when_the_run_was_compared():
+    summary = _b2n_summary()
+    summary["paper"] = {"compared": True,
+                        "datasets": {"world/a": {"base": {"paper": 85.0}, "novel": {"paper": 66.0},
+                                                 "hm": {"paper": 74.3}}},
+                        "average": {"base": {"paper": 84.0}, "novel": {"paper": 70.0}, "hm": {"paper": 76.4}}}
+    fig = summary_figure(summary)
+    paper = _bars(fig.axes[0])[2]
+    assert paper[0] == 85.0 and paper[1] != paper[1] and paper[2] == 84.0  # world/b has no paper number: a gap
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["zero-shot", "trained", "paper"]
+    summary["paper"] = {"compared": False, "differences": ["synthetic data"]}
+    assert len(_bars(summary_figure(summary).axes[0])) == 2
+
+
 def test_other_protocols_plot_accuracy_and_mark_the_source():
     per = {"/data/imagenet": {1: {"accuracy": 70.0}}, "imagenet_r": {1: {"accuracy": 75.0, "zs_accuracy": 74.0}}}
     summary = summarize("dg", per)

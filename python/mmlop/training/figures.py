@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["summary_figure", "training_curves_figure", "ablation_figure", "read_metrics", "save_figure",
            "save_training_curves"]
 
-ZERO_SHOT_COLOUR, TRAINED_COLOUR = "#9e9e9e", "#1f6fc8"
+ZERO_SHOT_COLOUR, TRAINED_COLOUR, PAPER_COLOUR = "#9e9e9e", "#1f6fc8", "#e68c1e"
 _B2N_PANELS = (("base", "zs_base", "Base"), ("novel", "zs_novel", "Novel"), ("hm", "zs_hm", "HM"))
 
 
@@ -87,14 +87,17 @@ def summary_figure(summary: dict[str, Any], title: str = "") -> "Figure":
     """Per dataset, the trained method beside zero-shot CLIP, error bars the spread (std) over seeds.
 
     Base-to-novel: three panels (Base, Novel, HM) with an Average group (HM of the mean base and novel, as the
-    protocol defines it). Other protocols: one panel of accuracy, the source dataset marked.
+    protocol defines it). Other protocols: one panel of accuracy, the source dataset marked. When the summary's
+    ``paper`` block compared the run with the paper (:mod:`mmlop.training.paper`), the paper's numbers are a
+    third series.
 
     Args:
         summary: A run summary (``summary.json``).
         title: The figure title (protocol, model, run).
 
     Returns:
-        The figure; each panel's first bar container is zero-shot (when evaluated), the last the trained method.
+        The figure; each panel's bar containers are zero-shot (when evaluated), the trained method, then the
+        paper (when compared).
     """
     rows, avg = summary["datasets"], summary.get("average", {})
     labels = [_short(name) + (" (source)" if r.get("is_source") else "") for name, r in rows.items()] + ["Average"]
@@ -120,12 +123,26 @@ def summary_figure(summary: dict[str, Any], title: str = "") -> "Figure":
             values.append(float(avg[k]) if k in avg else nan)
             errors.append(0.0)
             series.append((legend, colour, values, errors))
+        paper = _paper_values(summary.get("paper"), key, list(rows))
+        if paper is not None:
+            series.append(("paper", PAPER_COLOUR, paper, [0.0] * len(paper)))
         _grouped_bars(ax, labels, series)
         ax.set_title(name)
         ax.set_ylabel("top-1 accuracy (%)" if key != "hm" else "harmonic mean (%)")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8)
     fig.suptitle(title or summary["protocol"])
     return fig
+
+
+def _paper_values(block: dict[str, Any] | None, key: str, datasets: list[str]) -> list[float] | None:
+    """The paper's ``key`` per dataset then its average (NaN where it has none), or None when not compared."""
+    if not block or not block.get("compared"):
+        return None
+    rows, avg = block.get("datasets", {}), block.get("average", {})
+    values = [float(rows[d][key]["paper"]) if key in rows.get(d, {}) else float("nan") for d in datasets]
+    values.append(float(avg[key]["paper"]) if key in avg else float("nan"))
+    return None if all(v != v for v in values) else values
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
