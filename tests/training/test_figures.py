@@ -94,6 +94,7 @@ def test_training_curves_plot_each_loss_term_and_the_lr(tmp_path):
 def test_the_ablation_figure_has_one_bar_per_row_and_metric():
     record = {"ivlp": {"base": 80.0, "novel": 60.0, "hm": 68.57, "std": {"base": 1.0, "novel": 2.0, "hm": 1.5}},
               "mmlop": {"base": 82.0, "novel": 70.0, "hm": 75.53, "std": {"base": 0.5, "novel": 0.5, "hm": 0.4}}}
+    record = dict(reversed(record.items()))  # as read back from ablation.json (sorted keys): the labels give the order
     fig = ablation_figure(record, {"ivlp": "1 IVLP", "mmlop": "5 MMLoP"}, "ablation")
     (ax,) = fig.axes
     assert _bars(ax) == [[80.0, 82.0], [60.0, 70.0], [68.57, 75.53]]

@@ -222,13 +222,16 @@ def ablation_figure(record: dict[str, dict[str, Any]], labels: dict[str, str] | 
 
     Args:
         record: ``ablation.json``: ``{method: {"base", "novel", "hm", "std": {...}}}`` in row order.
-        labels: Row labels by method (default: the method names).
+        labels: Row labels by method, in row order (``ablation.json`` is written with sorted keys, so the order
+            comes from here); methods without a label follow, as the method names.
         title: The figure title.
 
     Returns:
         A figure with one axis and three bar containers (Base, Novel, HM), one bar per row.
     """
     labels = labels or {}
+    order = [m for m in labels if m in record] + [m for m in record if m not in labels]
+    record = {m: record[m] for m in order}
     names = [_short(labels.get(m, m), 34) for m in record]
     fig = _new_figure(max(7.0, 1.3 * len(names) + 2), 4.4)
     ax = fig.subplots()
