@@ -94,13 +94,16 @@ def _ddp_worker(rank: int, world: int, init_file: str, out: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.numerics
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     single = run_fit(tmp_path / "single", 2)
     mp.start_processes(_ddp_worker, args=(2, str(tmp_path / "pg"), str(tmp_path)), nprocs=2, join=True,
                        start_method="spawn")
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    # The all-reduce sums the two half-batch gradients in another order than one full-batch backward, and 8 SGD steps
+    # amplify that rounding; relative to each tensor's largest entry it stays within the fused-vs-reference bound.
     for k, v in single.prompts.state_dict().items():
-        torch.testing.assert_close(ddp[k], v, rtol=1e-4, atol=1e-6)
+        assert _max_rel(ddp[k], v) <= 1e-4, k
     # The runs actually trained (the comparison is not between two untouched inits).
     from fit_worker import make_model
 
@@ -108,6 +111,42 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert not torch.allclose(init["text"], single.prompts.state_dict()["text"])
 
 
+def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest difference relative to the reference's largest entry (a normwise error, computed in float64)."""
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
+
+
+@pytest.mark.numerics
+def test_one_training_step_through_the_fused_ops_matches_the_reference_path(monkeypatch):
+    """Loss and every prompt gradient of one TrainStep, fused (Triton interpreter) against MMLOP_OPS=reference."""
+    from fit_worker import AugmentedImages, CLASSES, make_model
+    from mmlop.config import LossConfig
+    from mmlop.model.teacher import frozen_text_features
+    from mmlop.training.loop import TrainStep
+
+    def step_grads():
+        model = make_model()
+        g0 = frozen_text_features(model, CLASSES, ["a photo of a {}.", "a {}."])
+        data = AugmentedImages()
+        images, labels = data.images[:8], torch.tensor(data.labels[:8])
+        with torch.no_grad():
+            f0 = model.encode_image(images, prompted=False, normalize=True)
+        terms = TrainStep(model, model.class_tokens(CLASSES), g0, LossConfig())(images, labels, f0)
+        terms.total.backward()
+        return terms.total.detach(), {k: p.grad for k, p in model.prompts.named_parameters()}
+
+    fused_loss, fused = step_grads()
+    monkeypatch.setenv("MMLOP_OPS", "reference")
+    ref_loss, ref = step_grads()
+    assert fused.keys() == ref.keys() == {"up", "text", "vision"}
+    # One step from identical inputs: only the ops' float32 summation order differs (the ops agree to 1e-5 normwise,
+    # tests/ops) and no optimiser step amplifies it; measured <= 1.2e-6 here, so 1e-5 leaves an 8x margin.
+    assert _max_rel(fused_loss, ref_loss) <= 1e-5
+    for k in fused:
+        assert _max_rel(fused[k], ref[k]) <= 1e-5, k
+
+
+@pytest.mark.numerics
 def test_training_through_the_fused_ops_matches_the_reference_path(tmp_path, monkeypatch):
     """Under TRITON_INTERPRET=1 the model's ops run the Triton kernels; MMLOP_OPS=reference runs pure torch."""
     from mmlop.ops import _dispatch, drift_logits, prompt_expand
@@ -127,8 +166,11 @@ def test_training_through_the_fused_ops_matches_the_reference_path(tmp_path, mon
     calls.clear()
     reference = run_fit(tmp_path / "reference", 2)
     assert calls and not any(calls)
+    # 8 SGD steps (lr 0.05, momentum 0.9) amplify the one-step rounding difference bounded above; compared relative
+    # to each tensor's largest entry, the worst CPU seen gave 6e-6 (AMD, `up`), so 1e-4 leaves a 16x margin.
     for (k, a), (_, b) in zip(fused.prompts.state_dict().items(), reference.prompts.state_dict().items()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+        assert _max_rel(a, b) <= 1e-4, k
     fused_losses = [json.loads(x)["loss_total"] for x in (tmp_path / "fused" / "metrics.jsonl").read_text().splitlines()]
     ref_losses = [json.loads(x)["loss_total"] for x in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
-    assert fused_losses == pytest.approx(ref_losses, rel=1e-5)
+    # Epoch-mean losses of the same runs: same amplification, same bound.
+    assert fused_losses == pytest.approx(ref_losses, rel=1e-4)
