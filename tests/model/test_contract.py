@@ -186,6 +186,7 @@ def test_a_gradient_reaches_every_prompted_layer_of_each_tower(case):
         assert (params["up"].grad.flatten(1).abs().sum(dim=1) > 0).all()
 
 
+@pytest.mark.numerics
 def test_loss_drops_over_a_few_steps_on_a_fixed_batch(case):
     variant, model = case
     step = _train_step(variant, model)

@@ -9,6 +9,7 @@ from mmlop.model import MMLoP, base_from_model
 from mmlop.model.prompts import PromptFactors
 from mmlop.model.teacher import frozen_text_features
 from mmlop.training.loop import TrainStep
+from tolerances import assert_close_rel
 
 CLASSES = ["cat", "dog", "bird", "fish"]
 
@@ -59,8 +60,9 @@ def test_shared_up_projection_is_one_tensor_used_by_both_modalities(tiny_base):
     names = dict(model.prompts.named_parameters())
     assert set(names) == {"up", "text", "vision"}
     p_text, p_vision = model.prompt_tensors()
-    torch.testing.assert_close(p_text, names["up"] @ names["text"])
-    torch.testing.assert_close(p_vision, names["up"] @ names["vision"])
+    # Rank 1: every entry is one float32 product on both paths, rounded once, so they are equal bit for bit.
+    assert torch.equal(p_text, names["up"] @ names["text"])
+    assert torch.equal(p_vision, names["up"] @ names["vision"])
 
 
 def test_init_matches_the_spec_distribution():
@@ -76,6 +78,7 @@ def test_ivlp_text_layer_one_starts_from_a_photo_of_a(tiny_base):
     ids = tiny_base.tokenizer(["a photo of a"])[0, 1:5]
     expected = tiny_base.model.token_embedding(ids)
     assert torch.equal(model.prompts.text[0], expected)
+    # A sample std of 3 * 4 * 48 = 576 normal draws: its standard error is ~3 %, so 30 % is a 10-sigma band.
     assert model.prompts.vision.std().item() == pytest.approx(0.02, rel=0.3)
 
 
@@ -112,6 +115,7 @@ def test_widths_come_from_the_model_config():
     assert factors.num_parameters() == 16_164
 
 
+@pytest.mark.numerics
 def test_gradient_checkpointing_and_text_chunks_give_the_same_gradients(tiny_base):
     images, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     grads = []
@@ -126,4 +130,6 @@ def test_gradient_checkpointing_and_text_chunks_give_the_same_gradients(tiny_bas
         grads.append({n: p.grad.clone() for n, p in model.prompts.named_parameters()})
     for other in grads[1:]:
         for name, g in grads[0].items():
-            torch.testing.assert_close(other[name], g, rtol=1e-4, atol=1e-7)
+            # Checkpointing recomputes the same ops; chunks change the text GEMM shapes, so summation order only, in
+            # one forward/backward (no optimiser step to amplify it): 1e-5 relative to the largest entry.
+            assert_close_rel(other[name], g, 1e-5, name)

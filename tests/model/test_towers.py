@@ -6,6 +6,7 @@ import torch
 from tiny_models import make_tiny_clip
 from mmlop.config import PromptConfig
 from mmlop.model import MMLoP, UnsupportedModelError, base_from_model
+from tolerances import assert_close_rel
 
 CLASSES = ["cat", "dog", "red_panda", "a rather long class name with many words"]
 
@@ -25,12 +26,15 @@ def test_without_prompts_encoders_equal_open_clip_exactly(tokenizer, custom):
 
 
 @pytest.mark.parametrize("prompted", [False, True])
+@pytest.mark.numerics
 def test_text_truncation_equals_full_context_to_fp32_rounding(tiny_base, prompted):
     model = MMLoP(tiny_base, PromptConfig(depth=3, init_std=0.5))
     tokens = model.class_tokens(CLASSES)
     full = model.encode_text(tokens, prompted=prompted, truncate=False)
     short = model.encode_text(tokens, prompted=prompted, truncate=True)
-    torch.testing.assert_close(short, full, rtol=1e-5, atol=1e-6)
+    # A shorter sequence changes the attention/GEMM shapes, so only summation order differs, through 3 float32 blocks
+    # of one forward pass: 1e-5 relative to the largest entry (measured ~1e-7).
+    assert_close_rel(short, full, 1e-5, "truncated text features")
     assert not torch.equal(model.encode_text(tokens, prompted=True), model.encode_text(tokens, prompted=False))
 
 

@@ -16,6 +16,7 @@ from mmlop.training.config import OptimConfig
 from mmlop.training.features import FrozenFeatures, view_lookup
 from mmlop.training.loop import fit
 from tiny_models import make_tiny_clip
+from tolerances import max_rel
 
 CLASSES = ["red", "green", "blue"]
 
@@ -52,6 +53,7 @@ def _count_calls(monkeypatch, model, method):
     return calls
 
 
+@pytest.mark.numerics
 def test_cached_views_train_like_on_the_fly_frozen_features(tmp_path, images, model, tokenizer):
     dataset = ImageDataset(images, build_train_transform(32, (0.5,) * 3, (0.25,) * 3))
     features = FrozenFeatures(model, tmp_path / "cache")
@@ -61,7 +63,8 @@ def test_cached_views_train_like_on_the_fly_frozen_features(tmp_path, images, mo
     assert table.shape == (12, 3, 24)
 
     # Cache fills and training batches group images differently, so the frozen features agree to fp32 rounding, not
-    # bit for bit; a moderate lr keeps SGD from amplifying that rounding beyond the comparison's tolerance.
+    # bit for bit, and 9 SGD steps amplify that rounding. A moderate lr keeps the amplification small; compared relative
+    # to each tensor's largest entry, as the fused-vs-reference run (tests/training/test_loop.py), 1e-4 is the bound.
     runs = {}
     for name, fn in (("cached", view_lookup(table)), ("on_the_fly", None)):
         m = MMLoP(model.base_info, PromptConfig(depth=2), generator=torch.Generator().manual_seed(0))
@@ -69,11 +72,12 @@ def test_cached_views_train_like_on_the_fly_frozen_features(tmp_path, images, mo
             seed=5, run_dir=tmp_path / name, digest="d", frozen_image_fn=fn, view_keys=keys, progress=False)
         runs[name] = (m, [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()])
     for a, b in zip(runs["cached"][1], runs["on_the_fly"][1]):
-        assert a["loss_image"] == pytest.approx(b["loss_image"], rel=1e-5, abs=1e-7)
-        assert a["loss_total"] == pytest.approx(b["loss_total"], rel=1e-5)
+        # Epoch-mean losses of the same runs: same amplification, same bound (loss_image starts near 0, hence an abs floor).
+        assert a["loss_image"] == pytest.approx(b["loss_image"], rel=1e-4, abs=1e-7)
+        assert a["loss_total"] == pytest.approx(b["loss_total"], rel=1e-4)
     for (k, a), (_, b) in zip(runs["cached"][0].prompts.state_dict().items(),
                               runs["on_the_fly"][0].prompts.state_dict().items()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+        assert max_rel(a, b) <= 1e-4, k
 
 
 def test_cache_is_reused_and_invalidated_when_an_image_changes(tmp_path, images, model, monkeypatch):
@@ -106,5 +110,7 @@ def test_text_cache_is_keyed_by_model(tmp_path, model, tokenizer):
     other = MMLoP(base_from_model(make_tiny_clip(seed=1), tokenizer, "tiny-other"), PromptConfig(depth=1))
     f = FrozenFeatures(other, tmp_path)
     assert f.fingerprint != FrozenFeatures(model, tmp_path).fingerprint
+    # The cache stores the float32 rows it was given, computed by the same function: equal up to the default float32
+    # tolerance (rtol 1.3e-6), which only a different batching of the same encoder could use.
     torch.testing.assert_close(f.text(CLASSES, ["a {}."], "t"),
                                __import__("mmlop").frozen_text_features(other, CLASSES, ["a {}."]))

@@ -14,6 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from fit_worker import run_fit
+from tolerances import max_rel
 from mmlop.training.checkpoint import CHECKPOINT_FILE, CheckpointError
 from mmlop.training.distributed import DistInfo
 from mmlop.training.loop import TrainingDivergedError
@@ -103,17 +104,12 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     # The all-reduce sums the two half-batch gradients in another order than one full-batch backward, and 8 SGD steps
     # amplify that rounding; relative to each tensor's largest entry it stays within the fused-vs-reference bound.
     for k, v in single.prompts.state_dict().items():
-        assert _max_rel(ddp[k], v) <= 1e-4, k
+        assert max_rel(ddp[k], v) <= 1e-4, k
     # The runs actually trained (the comparison is not between two untouched inits).
     from fit_worker import make_model
 
     init = make_model().prompts.state_dict()
     assert not torch.allclose(init["text"], single.prompts.state_dict()["text"])
-
-
-def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Largest difference relative to the reference's largest entry (a normwise error, computed in float64)."""
-    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
 
 
 @pytest.mark.numerics
@@ -141,9 +137,9 @@ def test_one_training_step_through_the_fused_ops_matches_the_reference_path(monk
     assert fused.keys() == ref.keys() == {"up", "text", "vision"}
     # One step from identical inputs: only the ops' float32 summation order differs (the ops agree to 1e-5 normwise,
     # tests/ops) and no optimiser step amplifies it; measured <= 1.2e-6 here, so 1e-5 leaves an 8x margin.
-    assert _max_rel(fused_loss, ref_loss) <= 1e-5
+    assert max_rel(fused_loss, ref_loss) <= 1e-5
     for k in fused:
-        assert _max_rel(fused[k], ref[k]) <= 1e-5, k
+        assert max_rel(fused[k], ref[k]) <= 1e-5, k
 
 
 @pytest.mark.numerics
@@ -169,7 +165,7 @@ def test_training_through_the_fused_ops_matches_the_reference_path(tmp_path, mon
     # 8 SGD steps (lr 0.05, momentum 0.9) amplify the one-step rounding difference bounded above; compared relative
     # to each tensor's largest entry, the worst CPU seen gave 6e-6 (AMD, `up`), so 1e-4 leaves a 16x margin.
     for (k, a), (_, b) in zip(fused.prompts.state_dict().items(), reference.prompts.state_dict().items()):
-        assert _max_rel(a, b) <= 1e-4, k
+        assert max_rel(a, b) <= 1e-4, k
     fused_losses = [json.loads(x)["loss_total"] for x in (tmp_path / "fused" / "metrics.jsonl").read_text().splitlines()]
     ref_losses = [json.loads(x)["loss_total"] for x in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
     # Epoch-mean losses of the same runs: same amplification, same bound.

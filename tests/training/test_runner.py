@@ -48,6 +48,7 @@ def test_base_to_novel_run_writes_the_run_folder(colour_dataset, tmp_path, token
     run_dir = tmp_path / cfg.name if cfg.name else next(p for p in tmp_path.iterdir() if p.is_dir())
     row = summary["datasets"][str(colour_dataset)]
     assert row["seeds"] == [1, 2] and 0 <= row["base"]["mean"] <= 100 and len(row["novel"]["per_seed"]) == 2
+    # The same float64 arithmetic on the same means, maybe in another order: pytest.approx's rel 1e-6 is ~1e10 ulps.
     assert row["hm"] == pytest.approx(2 * row["base"]["mean"] * row["novel"]["mean"] /
                                       (row["base"]["mean"] + row["novel"]["mean"]))
     assert "zs_base" in row and "zs_hm" in row
@@ -134,7 +135,7 @@ def test_fewshot_protocol_and_zero_shot_preset(colour_dataset, tmp_path, tokeniz
     summary = Runner(cfg, base=base).run()
     row = summary["datasets"][str(colour_dataset)]
     # Zero-shot "training" is the zero-shot baseline itself.
-    assert row["accuracy"]["mean"] == pytest.approx(row["zs_accuracy"]["mean"])
+    assert row["accuracy"]["mean"] == pytest.approx(row["zs_accuracy"]["mean"])  # counts of correct images: float64
 
 
 @pytest.mark.parametrize("preset", ["world", "b2n", "fewshot", "xd", "dg"])
@@ -180,4 +181,5 @@ def test_cross_dataset_protocol_evaluates_every_target(colour_dataset, tmp_path,
     rows = summary["datasets"]
     assert rows[str(colour_dataset)]["is_source"] and "accuracy" in rows[str(colour_dataset / "test")]
     # The average is over targets only (the source is reported separately).
+    # A mean over one target, in float64: equal up to pytest.approx's rel 1e-6.
     assert summary["average"]["accuracy"] == pytest.approx(rows[str(colour_dataset / "test")]["accuracy"]["mean"])
