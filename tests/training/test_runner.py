@@ -4,7 +4,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from mmlop.config import ConfigError
 from mmlop.model import base_from_model
@@ -163,13 +165,28 @@ def test_presets_and_strict_overrides():
         build_config("b2n", method="nope")
 
 
-def test_run_with_the_feature_cache_and_preenumerated_views(colour_dataset, tmp_path, tokenizer):
+def _prompts_of(run_root, dataset):
+    run_dir = next(p for p in run_root.iterdir() if p.is_dir() and p.name != "feature_cache")
+    return load_file(run_dir / dataset.name / "seed1" / "prompts" / "prompts.safetensors")
+
+
+def test_run_with_the_feature_cache_equals_the_run_without_it(colour_dataset, tmp_path, tokenizer):
     base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
-    cfg = _config(colour_dataset, tmp_path, feature_cache="auto", views_per_image=2, seeds=[1])
-    summary = Runner(cfg, base=base).run()
-    stores = sorted(p.name.split("-")[0] for p in (tmp_path / "feature_cache").iterdir() if p.suffix == ".store")
+    runs = {}
+    for name, cache in (("cached", "auto"), ("uncached", "")):
+        cfg = _config(colour_dataset, tmp_path / name, feature_cache=cache, views_per_image=2, seeds=[1])
+        runs[name] = Runner(cfg, base=base).run()
+    stores = sorted(p.name.split("-")[0] for p in (tmp_path / "cached" / "feature_cache").iterdir()
+                    if p.suffix == ".store")
     assert stores == ["image", "text"]
-    assert 0 <= summary["average"]["hm"] <= 100
+    assert not (tmp_path / "uncached" / "feature_cache").exists()
+    # The cache stores the rows the in-memory path computes (same function, same batches), and the views are drawn
+    # from the same keys, so the two runs are the same computation: equal results, bit-identical prompts.
+    assert runs["cached"]["datasets"] == runs["uncached"]["datasets"]
+    cached, uncached = _prompts_of(tmp_path / "cached", colour_dataset), _prompts_of(tmp_path / "uncached", colour_dataset)
+    assert cached.keys() == uncached.keys() == {"up", "text", "vision"}
+    for k in cached:
+        assert torch.equal(cached[k], uncached[k]), k
 
 
 def test_cross_dataset_protocol_evaluates_every_target(colour_dataset, tmp_path, tokenizer):

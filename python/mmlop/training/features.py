@@ -60,8 +60,10 @@ class FrozenFeatures:
     def image_view_keys(self, paths: Sequence[str], transform_id: str, seed: int, views: int) -> list[list[bytes]]:
         """Cache keys of every (image, view) pair; they also seed the views' augmentation."""
         tid = f"{transform_id}|run-seed={seed}"
-        fp = self.fingerprint or "uncached"
-        return [[image_key(fp, p, tid, v) for v in range(views)] for p in paths]
+        if not self.fingerprint:
+            # The keys also seed the views' augmentation: a run must draw the same views with or without a cache.
+            self.fingerprint = model_fingerprint(self.model.clip)
+        return [[image_key(self.fingerprint, p, tid, v) for v in range(views)] for p in paths]
 
     def image_views(self, dataset: Dataset, keys: list[list[bytes]], *, batch_size: int, device: torch.device,
                     num_workers: int = 0) -> Tensor:
