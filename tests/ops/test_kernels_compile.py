@@ -5,6 +5,7 @@ and still fail to build on a GPU; this compiles each kernel variant the ops laun
 ``TRITON_INTERPRET``.
 """
 
+import ast
 import os
 import subprocess
 import sys
@@ -22,4 +23,23 @@ def test_every_kernel_compiles_to_a_cubin_for_sm90():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    assert proc.stdout.count(" ok") == 10, proc.stdout
+    # One line per variant: "<kernel> {constexprs} ok". Name each variant by the flags that select its code path.
+    compiled = []
+    for line in proc.stdout.splitlines():
+        name, _, rest = line.partition(" ")
+        assert rest.endswith(" ok"), line
+        flags = ast.literal_eval(rest[: -len(" ok")])
+        compiled.append((name, tuple(f"{k}={flags[k]}" for k in ("CORRECT", "SHARED") if k in flags)))
+    assert sorted(compiled) == sorted(EXPECTED_VARIANTS), proc.stdout
+
+
+#: The kernel variants the ops launch: drift correction on and off for each drift kernel but the stats one (which
+#: runs only with correction), prompt expansion's forward, and its backward with a shared and an independent U.
+EXPECTED_VARIANTS = [
+    ("drift_stats_kernel", ("CORRECT=True",)),
+    *[(kernel, (f"CORRECT={c}",)) for kernel in ("drift_logits_fwd_kernel", "drift_bwd_rows_kernel",
+                                                  "drift_bwd_finish_kernel") for c in (True, False)],
+    ("expand_fwd_kernel", ()),
+    ("expand_bwd_kernel", ("SHARED=True",)),
+    ("expand_bwd_kernel", ("SHARED=False",)),
+]
