@@ -344,71 +344,62 @@ def test_readers_see_consistent_stores_while_writers_publish(tmp_path):
     assert leftovers == ["shared.mmfs", "shared.mmfs.lock"]
 
 
-def _draw_view(image: torch.Tensor, seed: int) -> torch.Tensor:
-    """A random 32x32 crop and horizontal flip of a (3, 40, 40) image, fully determined by ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    top, left = torch.randint(0, 9, (2,), generator=g).tolist()
-    view = image[:, top:top + 32, left:left + 32]  # (3, 32, 32)
-    return view.flip(-1) if torch.rand((), generator=g) < 0.5 else view
-
-
-def test_training_reads_the_same_frozen_features_as_computing_them(tmp_path):
-    """The intended use: frozen text ensembles and the frozen features of pre-enumerated views come from
-    the cache, and a training step gets the same features and the same loss as computing them on the fly."""
-    import open_clip
+def test_training_reads_the_same_frozen_features_as_computing_them(tmp_path, tokenizer, monkeypatch):
+    """The intended use, through mmlop.training: the frozen text ensemble and the frozen features of pre-enumerated
+    views come from the store, and every training batch (``SeededViews`` + ``EpochBatchSampler``, as ``fit`` draws
+    them) gets the features a frozen pass over the same views computes, and the same ``TrainStep`` loss."""
     from PIL import Image
 
-    model = tiny_clip()
-    fp = model_fingerprint(model)
+    from mmlop.config import LossConfig, PromptConfig
+    from mmlop.data import ImageDataset, Items
+    from mmlop.data.transforms import build_train_transform
+    from mmlop.model import MMLoP, base_from_model
+    from mmlop.model.teacher import frozen_text_features
+    from mmlop.training.batches import EpochBatchSampler, SeededViews
+    from mmlop.training.features import FrozenFeatures, view_lookup
+    from mmlop.training.loop import TrainStep
+    from tiny_models import make_tiny_clip
+
     rng = np.random.default_rng(0)
-    paths = []
-    for i in range(6):
-        paths.append(tmp_path / f"img{i}.png")
-        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(paths[-1])
-    labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    classnames, templates = ["cat", "dog", "red car"], ["a photo of a {}.", "a drawing of a {}."]
-    seed, n_views, transform = 3, 2, "crop32-flip"
+    rels = [f"img{i}.png" for i in range(6)]
+    for rel in rels:
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / rel)
+    classes, templates, seed = ["cat", "dog", "red car"], ["a photo of a {}.", "a drawing of a {}."], 3
+    items = Items.from_pairs(str(tmp_path), rels, [0, 1, 2, 0, 1, 2])
+    dataset = ImageDataset(items, build_train_transform(32, (0.5,) * 3, (0.25,) * 3))
+    model = MMLoP(base_from_model(make_tiny_clip(), tokenizer, "tiny-test"), PromptConfig(depth=1),
+                  generator=torch.Generator().manual_seed(0))
 
-    def load(i):
-        return torch.from_numpy(np.array(Image.open(paths[i]).convert("RGB"))).permute(2, 0, 1).float() / 255
+    # Fill the stores once: every view of every image (one image per batch, so that batching cannot change a row).
+    first = FrozenFeatures(model, tmp_path / "cache")
+    keys = first.image_view_keys(items.paths, "tf-test", seed=seed, views=2)
+    first.image_views(dataset, keys, batch_size=1, device=torch.device("cpu"))
+    first.text(classes, templates, "tiny-2")
 
-    def views(items):  # (B, 3, 32, 32): view v of image i, as a seeded loader draws it
-        return torch.stack([_draw_view(load(i), view_seed(seed, i, v)) for i, v in items])
+    # A second run reads them back without a single frozen pass.
+    again = FrozenFeatures(model, tmp_path / "cache")
 
-    @torch.no_grad()
-    def frozen_image(batch):  # (B, 3, 32, 32) -> (B, 32), one image at a time so batching cannot matter
-        return torch.cat([torch.nn.functional.normalize(model.encode_image(x[None]), dim=-1) for x in batch])
+    def never(*a, **k):
+        raise AssertionError("the store was expected to hold every row")
 
-    @torch.no_grad()
-    def frozen_text(names):  # (C, 32): mean of unnormalised template features, then normalised
-        tokens = [open_clip.tokenize([t.format(c) for t in templates], context_length=16) for c in names]
-        return torch.stack([torch.nn.functional.normalize(model.encode_text(tok).mean(0), dim=-1) for tok in tokens])
-
-    def loss_of(f0, g0, idx):
-        return torch.nn.functional.cross_entropy(100.0 * f0 @ g0.T, labels[idx])
-
-    text_store = FeatureStore(tmp_path / "text.mmfs", width=32, dtype="float32", fingerprint=fp)
-    image_store = FeatureStore(tmp_path / "image.mmfs", width=32, dtype="float32", fingerprint=fp)
-    text_keys = [text_key(fp, c, "tiny-2") for c in classnames]
-    g0_cached = text_store.get_or_compute(text_keys, lambda idx: frozen_text([classnames[j] for j in idx]))
-    # Fill the image cache once, for every pre-enumerated view of every image.
-    every = [(i, v) for i in range(6) for v in range(n_views)]
-    image_store.get_or_compute([image_key(fp, paths[i], transform, v) for i, v in every],
-                               lambda idx: frozen_image(views([every[j] for j in idx])))
-
-    def never(idx):
-        raise AssertionError(f"the cache was expected to hold every key, {len(idx)} missing")
-
-    g0 = frozen_text(classnames)
+    with monkeypatch.context() as m:
+        m.setattr(model, "encode_image", never)
+        m.setattr(model, "encode_text", never)
+        table = again.image_views(dataset, keys, batch_size=1, device=torch.device("cpu"))
+        g0_cached = again.text(classes, templates, "tiny-2")
+    g0 = frozen_text_features(model, classes, templates)
     assert torch.equal(g0_cached, g0)
-    order = torch.Generator().manual_seed(seed)
-    for epoch in range(n_views):  # each epoch draws the next pre-enumerated view of every image
-        perm = torch.randperm(6, generator=order)
-        for step in range(2):
-            idx = perm[3 * step:3 * step + 3]
-            items = [(int(i), epoch) for i in idx]
-            f0 = frozen_image(views(items))
-            f0_cached = image_store.get_or_compute([image_key(fp, paths[i], transform, v) for i, v in items], never)
-            g0_step = text_store.get_or_compute(text_keys, never)
+
+    lookup = view_lookup(table)
+    views = SeededViews(dataset, seed, keys)
+    step = TrainStep(model, model.class_tokens(classes), g0, LossConfig())
+    for epoch in range(2):
+        for batch in EpochBatchSampler(len(views), 3, seed, epoch):
+            images, labels, batch_keys = (torch.stack([torch.as_tensor(x) for x in col])
+                                          for col in zip(*(views[k] for k in batch)))
+            f0_cached = lookup(images, batch_keys)
+            with torch.no_grad():  # one image at a time, as the stores were filled
+                f0 = torch.cat([model.encode_image(x[None], prompted=False, normalize=True) for x in images])
             assert torch.equal(f0_cached, f0)
-            assert torch.equal(loss_of(f0_cached, g0_step, idx), loss_of(f0, g0, idx))
+            with torch.no_grad():
+                assert torch.equal(step(images, labels, f0_cached).total, step(images, labels, f0).total)

@@ -30,24 +30,34 @@ def test_loads_in_eval_mode_with_a_vit_and_short_context(shipped):
     assert tokenizer(["a photo of a star."]).shape == (1, 24)
 
 
-@pytest.mark.numerics
-def test_reproduces_recorded_zero_shot_accuracy(shipped):
+@pytest.fixture(scope="module")
+def measured(shipped):
+    """Zero-shot accuracy of the shipped model on the recorded held-out set, measured now (not read from the JSON)."""
     model, tokenizer = shipped
     cfg = read_world_clip_config()
     held = cfg["heldout"]
+    return zeroshot_accuracies(model, tokenizer, list(cfg["zeroshot_accuracy"]), held["n_images"], held["seed"])
+
+
+@pytest.mark.numerics
+def test_reproduces_recorded_zero_shot_accuracy(measured):
+    cfg = read_world_clip_config()
+    held = cfg["heldout"]
     recorded = cfg["zeroshot_accuracy"]
-    measured = zeroshot_accuracies(model, tokenizer, list(recorded), held["n_images"], held["seed"])
     # The held-out set is deterministic; only a different float summation order (another CPU's BLAS
     # kernels) can flip a near-tie, so allow two images of the set.
     tol = 2 / held["n_images"]
+    assert measured.keys() == recorded.keys()
     for family, acc in recorded.items():
         assert measured[family] == pytest.approx(acc, abs=tol), family
 
 
-def test_suite_class_axes_reach_80_percent_clean():
-    recorded = read_world_clip_config()["zeroshot_accuracy"]
+@pytest.mark.numerics
+def test_suite_class_axes_reach_80_percent_clean(measured):
+    # Measured by running the model; 0.8 is the suite's design floor, and the recorded values sit well above it
+    # (a near-tie flip moves an accuracy by 1 / n_images).
     for family in class_axes():
-        assert recorded[family] >= 0.8, (family, recorded[family])
+        assert measured[family] >= 0.8, (family, measured[family])
 
 
 def test_hash_mismatch_names_the_file(tmp_path):
