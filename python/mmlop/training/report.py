@@ -18,12 +18,21 @@ def _stats(values: list[float]) -> dict[str, Any]:
             "per_seed": values}
 
 
-def summarize(protocol: str, results: dict[str, dict[int, dict]]) -> dict[str, Any]:
+def summarize(protocol: str, results: dict[str, dict[int, dict]], *, source: str | None = None) -> dict[str, Any]:
     """Aggregate per-seed results ``{dataset: {seed: {...}}}``.
 
     Base-to-novel: per dataset B and N are seed means and HM = HM(B, N); the average row is HM(mean B, mean N)
     (not the mean of HMs), as the protocol specifies. Other protocols: accuracy mean/std per dataset and the mean
-    over datasets (for xd/dg over targets only).
+    over datasets.
+
+    Args:
+        protocol: ``b2n``, ``fewshot``, ``xd`` or ``dg``.
+        results: Per dataset, per seed, the numeric results of that run.
+        source: For xd/dg, the source dataset: its row is kept, marked ``is_source``, and left out of the average
+            (which is over targets only).
+
+    Returns:
+        ``{"protocol", "datasets": {name: row}, "average": {metric: value}}``.
     """
     rows: dict[str, Any] = {}
     for ds, per_seed in results.items():
@@ -37,6 +46,8 @@ def summarize(protocol: str, results: dict[str, dict[int, dict]]) -> dict[str, A
             if "zs_base" in row:
                 row["zs_hm"] = harmonic_mean(row["zs_base"]["mean"], row["zs_novel"]["mean"])
         rows[ds] = row
+    if source is not None:
+        rows[source]["is_source"] = True
     avg: dict[str, Any] = {}
     if rows:
         metric_keys = {k for r in rows.values() for k, v in r.items() if isinstance(v, dict) and "mean" in v}

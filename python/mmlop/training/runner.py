@@ -310,10 +310,8 @@ class Runner:
                         per.setdefault(t, {})[seed] = row
                 else:
                     per.setdefault(dataset, {})[seed] = res
-        summary = summarize(c.protocol, per)
-        if c.protocol in ("xd", "dg") and c.datasets:
-            summary["datasets"][c.datasets[0]]["is_source"] = True
-            summary = _recompute_target_average(summary, c.datasets[0])
+        source = c.datasets[0] if c.protocol in ("xd", "dg") and c.datasets else None
+        summary = summarize(c.protocol, per, source=source)
         summary["run_dir"] = str(self.dir)
         summary["paper"] = compare_with_paper(c, summary, base=self.base.describe())
         if self.dist.is_main:
@@ -332,19 +330,6 @@ def _result_line(result: dict[str, Any]) -> str:
         return f"base {result['base']:.2f}, novel {result['novel']:.2f}, HM {result['hm']:.2f}{zs}"
     zs = f" (zero-shot {result['zs_accuracy']:.2f})" if "zs_accuracy" in result else ""
     return f"accuracy {result['accuracy']:.2f}{zs}"
-
-
-def _recompute_target_average(summary: dict, source: str) -> dict:
-    import statistics
-
-    rows = {k: v for k, v in summary["datasets"].items() if k != source}
-    avg = {}
-    for key in ("accuracy", "zs_accuracy"):
-        vals = [r[key]["mean"] for r in rows.values() if key in r]
-        if vals:
-            avg[key] = statistics.fmean(vals)
-    summary["average"] = avg
-    return summary
 
 
 def _safe(name: str) -> str:
