@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
 
 from fit_worker import run_fit
 from tolerances import max_rel
@@ -89,7 +90,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, out: str) -> None:
     try:
         model = run_fit(Path(out) / f"rank{rank}", 2, dist_info=DistInfo(rank, world, rank))
         if rank == 0:
-            torch.save({k: v.clone() for k, v in model.prompts.state_dict().items()}, Path(out) / "ddp.pt")
+            save_file({k: v.contiguous() for k, v in model.prompts.state_dict().items()}, Path(out) / "ddp.safetensors")
     finally:
         dist.destroy_process_group()
 
@@ -100,7 +101,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     single = run_fit(tmp_path / "single", 2)
     mp.start_processes(_ddp_worker, args=(2, str(tmp_path / "pg"), str(tmp_path)), nprocs=2, join=True,
                        start_method="spawn")
-    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    ddp = load_file(tmp_path / "ddp.safetensors")
     # The all-reduce sums the two half-batch gradients in another order than one full-batch backward, and 8 SGD steps
     # amplify that rounding; relative to each tensor's largest entry it stays within the fused-vs-reference bound.
     for k, v in single.prompts.state_dict().items():
