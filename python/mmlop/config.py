@@ -16,15 +16,161 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from mmlop.errors import MmlopError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(MmlopError, ValueError):
     """A configuration value is invalid; the message names the field and what is allowed."""
+
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+_NONE = ("none", "null")
+
+
+def _describe(tp: Any) -> str:
+    """The expected form of a value of type ``tp``, for error messages."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is bool:
+        return "a boolean (true/false, 1/0, yes/no)"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a finite number"
+    if tp is str:
+        return "a string"
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return "none or " + " or ".join(_describe(a) for a in inner)
+    if origin in (tuple, list):
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
+        return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s (JSON or comma-separated)"
+    return getattr(tp, "__name__", str(tp))
+
+
+class _Refused(Exception):
+    """Internal: a value does not fit a type; turned into a ConfigError that names the field."""
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    """``value`` as type ``tp``; strings (from the command line) are parsed, other values checked."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+            if type(None) in args:
+                return None
+            raise _Refused
+        for a in inner:
+            try:
+                return _coerce(a, value)
+            except _Refused:
+                continue
+        raise _Refused
+    if origin is Literal:
+        if isinstance(value, str) and value.strip() in args:
+            return value.strip()
+        if value in args and not isinstance(value, bool):
+            return value
+        raise _Refused
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise _Refused
+    if tp is int:
+        if isinstance(value, bool):
+            raise _Refused
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise _Refused from None
+        raise _Refused
+    if tp is float:
+        if isinstance(value, bool):
+            raise _Refused
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise _Refused from None
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+        raise _Refused
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Refused
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    raise _Refused from None
+            else:
+                value = [p.strip() for p in text.split(",")] if text else []
+        if not isinstance(value, (list, tuple)):
+            raise _Refused
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                raise _Refused
+            return tuple(_coerce(a, v) for a, v in zip(args, value))
+        items = [_coerce(args[0], v) for v in value]
+        return tuple(items) if origin is tuple else items
+    return value  # nested configs are built by their own from_dict
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def parse_value(cls: type, name: str, value: Any, *, source: str = "config") -> Any:
+    """Parses one field value by the dataclass field's type annotation.
+
+    Strings (command-line values) are parsed: booleans accept true/false, 1/0, yes/no; ``none``/``null`` is
+    None for optional fields; lists are JSON (``[1, 2]``) or comma-separated (``dtd`` is ``("dtd",)``).
+    Other values (from JSON) must already have the field's type; an integral float is accepted as an int.
+
+    Args:
+        cls: The config dataclass.
+        name: The field name.
+        value: The raw value.
+        source: Where the value came from (an override key or a file), named in the message.
+
+    Returns:
+        The value with the field's type.
+
+    Raises:
+        ConfigError: The value does not have, or parse to, the field's type; names the field, value and form.
+    """
+    tp = _field_types(cls)[name]
+    try:
+        return _coerce(tp, value)
+    except _Refused:
+        raise ConfigError(f"{source}: {cls.__name__}.{name}={value!r} is invalid: expected {_describe(tp)}") from None
 
 
 def _check(cond: bool, owner: str, name: str, value: Any, expected: str) -> None:
@@ -49,7 +195,10 @@ def config_from_dict(cls: type[T], data: dict[str, Any], *, source: str = "confi
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{source}: unknown {cls.__name__} option(s) {unknown}; allowed: {sorted(names)}")
-    return cls(**data)  # type: ignore[call-arg]
+    hints = _field_types(cls)
+    typed = {k: v if dataclasses.is_dataclass(hints[k]) else parse_value(cls, k, v, source=source)
+             for k, v in data.items()}
+    return cls(**typed)  # type: ignore[call-arg]
 
 
 class _JsonMixin:
@@ -67,12 +216,32 @@ class _JsonMixin:
 
     @classmethod
     def from_json_file(cls, path: str | Path):
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}: not valid JSON ({e})") from e
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json_object(path, cls.__name__), source=str(path))
+
+
+def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
+    """Reads a JSON file that must hold one object (a config).
+
+    Raises:
+        ConfigError: The file is missing, is a folder, is not UTF-8 JSON, or holds no JSON object.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected a {what} JSON file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found; expected a {what} JSON file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a {what} JSON file") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); expected a {what} "
+                          "JSON object") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: holds a JSON {type(data).__name__}; expected a {what} JSON object {{...}}")
+    return data
 
 
 @dataclass(frozen=True)

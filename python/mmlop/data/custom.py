@@ -20,6 +20,8 @@ import csv
 import json
 import os
 
+import numpy as np
+
 from mmlop import _native
 from mmlop.data.errors import DatasetError
 from mmlop.data.items import Items
@@ -39,7 +41,8 @@ def _name_of(path: str) -> str:
 
 def _read_folder(path: str) -> RawDataset:
     top = _native.list_class_dirs(path)
-    if "train" in top and set(top) <= set(_SPLITS):
+    layered = "train" in top and set(top) <= set(_SPLITS)
+    if layered:
         classes = _native.list_class_dirs(os.path.join(path, "train"))
         label_of = {c: i for i, c in enumerate(classes)}
         splits = {}
@@ -62,6 +65,12 @@ def _read_folder(path: str) -> RawDataset:
         splits = {"train": Items.from_index(path, buf, offsets, labels), "val": Items.empty(path), "test": Items.empty(path)}
     if not classes:
         raise DatasetError(f"{path}: no class folders; expected <class>/<image> or train/<class>/<image>")
+    train_root = os.path.join(path, "train") if layered else path
+    counts = np.bincount(splits["train"].labels, minlength=len(classes))
+    empty = [classes[i] for i in np.flatnonzero(counts == 0).tolist()]
+    if empty:
+        raise DatasetError(f"{train_root}: class folder(s) {empty[:5]} ({len(empty)} in all) hold no files; expected "
+                           "at least one image per class folder (remove empty folders, or they become classes)")
     digest = sha256_listings(*(splits[s] for s in _SPLITS))
     return RawDataset(_name_of(path), list(classes), splits["train"], splits["val"], splits["test"], digest)
 
@@ -84,15 +93,38 @@ def _row(where: str, row: object) -> tuple[str, object, object, str]:
     return path, label, name, split
 
 
+def _csv_header(path: str, first: list[str]) -> list[str] | None:
+    """The column names when the first CSV row is a header (in any order), else None."""
+    cells = [c.strip().lower() for c in first]
+    if not set(cells) & set(_FIELDS):
+        return None
+    unknown = [c for c in cells if c not in _FIELDS]
+    missing = [c for c in _FIELDS[:3] if c not in cells]
+    repeated = sorted({c for c in cells if cells.count(c) > 1})
+    if unknown or missing or repeated:
+        raise DatasetError(f"{path}: line 1: header {','.join(first)!r} is invalid (missing {missing}, unknown "
+                           f"{unknown}, repeated {repeated}); expected the columns path, label, classname[, split] "
+                           "in any order")
+    return cells
+
+
 def _rows_from_file(path: str) -> list[tuple[str, tuple]]:
     """(location, row) pairs; locations name the file and line or entry."""
     suffix = os.path.splitext(path)[1].lower()
-    with open(path, encoding="utf-8", newline="") as f:
+    # utf-8-sig: spreadsheet programs start CSV (and some JSON) files with a byte-order mark.
+    with open(path, encoding="utf-8-sig", newline="") as f:
         if suffix == ".csv":
             rows = [(f"{path}: line {n}", r) for n, r in enumerate(csv.reader(f), 1) if r]
-            if rows and [c.strip().lower() for c in rows[0][1]] in (list(_FIELDS[:3]), list(_FIELDS)):
-                rows = rows[1:]
-            return [(where, _row(where, [c.strip() for c in r])) for where, r in rows]
+            columns = _csv_header(path, rows[0][1]) if rows else None
+            if columns is None:
+                return [(where, _row(where, [c.strip() for c in r])) for where, r in rows]
+            out = []
+            for where, r in rows[1:]:
+                if len(r) != len(columns):
+                    raise DatasetError(f"{where}: {len(r)} fields; expected {len(columns)} as in the header "
+                                       f"{','.join(columns)}")
+                out.append((where, _row(where, {k: c.strip() for k, c in zip(columns, r)})))
+            return out
         out = []
         if suffix == ".jsonl":
             for n, line in enumerate(f, 1):
@@ -142,9 +174,12 @@ def _read_rows(path: str) -> RawDataset:
         last[split] = (label, where)
     train_labels = set(entries["train"][1])
     num_classes = max(train_labels, default=-1) + 1
-    gaps = sorted(set(range(num_classes)) - train_labels)
-    if gaps:
-        raise DatasetError(f"{path}: no training row with label {gaps[0]}; expected contiguous labels 0..{num_classes - 1}")
+    # Contiguous labels 0..C-1 need C distinct training labels: a larger label means a gap, found without
+    # building anything sized by the label (a label of 10**9 once cost gigabytes).
+    if num_classes > len(train_labels):
+        gap = next(i for i in range(len(train_labels) + 1) if i not in train_labels)
+        raise DatasetError(f"{path}: no training row with label {gap} (the largest label is {num_classes - 1}, "
+                           f"with {len(train_labels)} distinct training labels); expected contiguous labels 0..C-1")
     for split in ("val", "test"):
         for rel, label in zip(*entries[split]):
             if label >= num_classes:

@@ -12,6 +12,7 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
+from mmlop.errors import MmlopError
 from mmlop.model.checkpoints import is_torchscript_archive, load_openai_archive
 from mmlop.model.towers import TextTower, check_vision_tower
 
@@ -24,7 +25,7 @@ def register_base(name: str, loader: Callable[[], tuple[nn.Module, Callable, dic
     _BUILTIN_BASES[name] = loader
 
 
-class QuickGeluMismatchError(ValueError):
+class QuickGeluMismatchError(MmlopError, ValueError):
     """The requested activation does not match the one the pretrained weights were trained with."""
 
 

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from mmlop.errors import MmlopError
 from mmlop._io import atomic_write_bytes, atomic_write_json
 from mmlop.config import MethodConfig, PromptConfig
 from mmlop.model.factory import BaseCLIP
@@ -22,7 +23,7 @@ CONFIG_FILE = "mmlop_config.json"
 _MATCH_KEYS = ("model", "pretrained", "text_width", "vision_width", "embed_dim", "text_layers", "vision_layers")
 
 
-class PromptMismatchError(ValueError):
+class PromptMismatchError(MmlopError, ValueError):
     """Saved prompts do not belong to the base they are being loaded onto."""
 
 

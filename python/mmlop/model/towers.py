@@ -15,8 +15,10 @@ from open_clip.transformer import VisionTransformer, text_global_pool
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from mmlop.errors import MmlopError
 
-class UnsupportedModelError(ValueError):
+
+class UnsupportedModelError(MmlopError, ValueError):
     """The open_clip model has a tower that deep prompts cannot be inserted into faithfully."""
 
 

@@ -12,13 +12,14 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from mmlop.errors import MmlopError
 from mmlop._io import atomic_write_bytes
 from mmlop.model.prompted import MMLoP
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MmlopError, ValueError):
     """A checkpoint cannot be used to resume this run; the message names the file."""
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mmlop.config import ConfigError, MethodConfig, _check, _JsonMixin, config_from_dict
+from mmlop.config import ConfigError, MethodConfig, _check, _JsonMixin, config_from_dict, parse_value
 from mmlop.names import FEWSHOT_SOURCES, PRECISIONS
 
 PROTOCOLS = ("b2n", "fewshot", "xd", "dg")
@@ -166,13 +167,15 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """
     data = config.to_dict()
     for key, value in overrides.items():
-        node = data
+        node, owner = data, RunConfig
         parts = key.split(".")
         for p in parts[:-1]:
             if not isinstance(node.get(p), dict):
                 raise ConfigError(f"override {key!r}: {p!r} is not a config section")
-            node = node[p]
+            node, owner = node[p], typing.get_type_hints(owner)[p]
         if parts[-1] not in node:
             raise ConfigError(f"override {key!r}: unknown option {parts[-1]!r}; allowed: {sorted(node)}")
-        node[parts[-1]] = value
+        # Parsed here, by the field's type, so that the message names the key the user wrote.
+        node[parts[-1]] = value if isinstance(value, dict) else parse_value(owner, parts[-1], value,
+                                                                            source=f"override {key}")
     return RunConfig.from_dict(data, source="overrides")

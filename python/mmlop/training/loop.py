@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from mmlop.errors import MmlopError
 from mmlop.config import LossConfig
 from mmlop.losses import LossTerms, mmlop_loss
 from mmlop.model.prompted import MMLoP
@@ -25,7 +26,7 @@ from mmlop.training.progress import RunProgress
 from mmlop.training.schedule import epoch_lr
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(MmlopError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmlop.errors import MmlopError
 from mmlop._io import atomic_write_json
 from mmlop.config import ConfigError
 from mmlop.model.factory import BaseCLIP, load_base
@@ -31,7 +32,7 @@ from mmlop.training.progress import RunProgress
 from mmlop.training.report import harmonic_mean, summarize, write_reports
 
 
-class RunExistsError(FileExistsError):
+class RunExistsError(MmlopError, FileExistsError):
     """The run folder already holds a run with other settings, or an unfinished run and ``resume`` was not asked."""
 
 

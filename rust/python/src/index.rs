@@ -12,20 +12,12 @@ use std::time::Duration;
 
 use mmlop_core::index::{self, FileOrder, IndexError, PathIndex};
 use numpy::{PyArray1, PyReadonlyArray1};
-use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-create_exception!(
-    mmlop._native,
-    DatasetError,
-    PyValueError,
-    "A dataset is missing, malformed or inconsistent; the message names the file and what was expected."
-);
-
 fn to_py(e: IndexError) -> PyErr {
-    DatasetError::new_err(e.to_string())
+    crate::errors::dataset_error(e.to_string())
 }
 
 type ScanResult<'py> = (Vec<OsString>, Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
@@ -161,7 +153,6 @@ fn lookup_paths<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("DatasetError", m.py().get_type::<DatasetError>())?;
     m.add_function(wrap_pyfunction!(list_class_dirs, m)?)?;
     m.add_function(wrap_pyfunction!(scan_class_folders, m)?)?;
     m.add_function(wrap_pyfunction!(scan_class_folders_cached, m)?)?;

@@ -4,12 +4,14 @@
 
 use pyo3::prelude::*;
 
+mod errors;
 mod index;
 mod store;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", mmlop_core::VERSION)?;
+    errors::register(m)?;
     index::register(m)?;
     store::register(m)?;
     Ok(())

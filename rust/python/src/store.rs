@@ -9,19 +9,11 @@ use mmlop_core::store::{self, Dtype, Spec, StoreError as CoreError};
 use numpy::ndarray::ArrayView2;
 use numpy::prelude::*;
 use numpy::{Element, PyArray1, PyArray2, PyReadonlyArray2};
-use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-create_exception!(
-    mmlop._native,
-    StoreError,
-    PyException,
-    "A feature store file is missing, corrupt, truncated, or holds other rows than expected. The message names the file."
-);
-
 fn to_py(e: CoreError) -> PyErr {
-    StoreError::new_err(e.to_string())
+    crate::errors::store_error(e.to_string())
 }
 
 fn parse_dtype(name: &str) -> PyResult<Dtype> {
@@ -291,6 +283,5 @@ fn merge(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStore>()?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
-    m.add("StoreError", m.py().get_type::<StoreError>())?;
     Ok(())
 }

@@ -106,6 +106,19 @@ pub fn read_split_json(path: &Path) -> Result<SplitFile, IndexError> {
             if label < 0 {
                 return Err(IndexError::LabelOutOfRange { path: path.to_path_buf(), location, label, num_classes: 0 });
             }
+            // Training labels must cover 0..C contiguously, so C is at most the number of training entries: a
+            // larger label is an error found here, before anything is sized by it (a label of 10^18 once sized
+            // a vector and aborted the process).
+            if split == "train" && label >= entries.len() as i64 {
+                return Err(format_err(
+                    location,
+                    &format!(
+                        "a label below {}, the number of training entries (labels are contiguous 0..C)",
+                        entries.len()
+                    ),
+                    format!("label {label}"),
+                ));
+            }
             match names.get(&label) {
                 Some((first, first_location)) if first != name => {
                     return Err(IndexError::ClassnameConflict {
@@ -194,9 +207,13 @@ mod tests {
         let p = write(t.path(), r#"{"train": [["a", 0, "x"], ["b", 0, "y"]]}"#);
         let e = read_split_json(&p).unwrap_err().to_string();
         assert!(e.contains("differs from \"x\" given at entry 0 of \"train\""), "{e}");
-        let p = write(t.path(), r#"{"train": [["a", 1, "x"]]}"#);
+        let p = write(t.path(), r#"{"train": [["a", 2, "x"], ["b", 2, "x"], ["c", 0, "y"]]}"#);
         let e = read_split_json(&p).unwrap_err().to_string();
-        assert!(e.contains("no entry with label 0"), "{e}");
+        assert!(e.contains("no entry with label 1"), "{e}");
+        let p = write(t.path(), r#"{"train": [["a", 0, "x"], ["b", 1000000000000000000, "y"]]}"#);
+        let e = read_split_json(&p).unwrap_err().to_string();
+        assert!(e.contains("entry 1 of \"train\": expected a label below 2"), "{e}");
+        assert!(e.contains("found label 1000000000000000000"), "{e}");
         let e = read_split_json(&t.path().join("nope.json")).unwrap_err().to_string();
         assert!(e.contains("nope.json: file not found"), "{e}");
     }
