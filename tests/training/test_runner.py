@@ -13,7 +13,7 @@ from mmlop.model import base_from_model
 from mmlop.training import build_config
 from mmlop.training.checkpoint import config_digest
 from mmlop.training.config import OptimConfig
-from mmlop.training.runner import Runner, RunExistsError
+from mmlop.training.runner import Runner, RunExistsError, dataset_folder
 from tiny_models import make_tiny_clip
 
 CLASSES = ["red", "green", "blue", "yellow", "white", "black"]
@@ -56,7 +56,7 @@ def test_base_to_novel_run_writes_the_run_folder(colour_dataset, tmp_path, token
     assert "zs_base" in row and "zs_hm" in row
     for name in ("config.json", "summary.json", "summary.md", "summary.png"):
         assert (run_dir / name).is_file(), name
-    seed_dir = run_dir / colour_dataset.name / "seed1"
+    seed_dir = run_dir / dataset_folder(str(colour_dataset)) / "seed1"
     lines = (seed_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     assert (seed_dir / "prompts" / "prompts.safetensors").stat().st_size < 10_000

@@ -146,6 +146,14 @@ class Items:
         """Positions (ascending) of the items whose file does not exist; checked in parallel natively."""
         return _native.missing_files(self.root, self._buf, self._starts, self._ends)
 
+    def outside_root(self) -> np.ndarray:
+        """Positions (ascending) of relative paths that climb out of ``root`` (``../x``); absolute ones are kept."""
+        if b".." not in self._buf:  # the common case, without building one string per item
+            return np.zeros(0, dtype=np.int64)
+        bad = [i for i, rel in enumerate(self.rel_paths)
+               if not os.path.isabs(rel) and os.path.normpath(rel).split(os.sep)[0] == ".."]
+        return np.asarray(bad, dtype=np.int64)
+
     def positions_of(self, queries: Items) -> np.ndarray:
         """For each query's relative path, its position in these items, or -1 (native hash lookup)."""
         return _native.lookup_paths(

@@ -10,7 +10,7 @@ from mmlop.data.catalog import DATASETS, registered_reader
 from mmlop.data.custom import LIST_SUFFIXES, read_custom
 from mmlop.data.errors import DatasetError
 from mmlop.data.fewshot_cache import FEWSHOT_SOURCES, resolve_fewshot
-from mmlop.data.readers import RawDataset, read_builtin, sha256_listings
+from mmlop.data.readers import RawDataset, check_duplicates, read_builtin, sha256_listings
 from mmlop.data.splits import SUBSAMPLES, DatasetSplits, subsample_classes
 
 __all__ = ["load_dataset"]
@@ -51,6 +51,8 @@ def load_dataset(
     fewshot_source: str = "auto",
     cache_dir: str | os.PathLike | None = None,
     imagenet_file_order: str = "sorted",
+    allow_duplicates: bool = False,
+    allow_train_test_overlap: bool = False,
 ) -> DatasetSplits:
     """Loads a dataset with the reference protocol's few-shot subset and class split.
 
@@ -65,6 +67,10 @@ def load_dataset(
         fewshot_source: ``auto``, ``reference_pickle``, ``own`` or ``resample`` (see ``resolve_fewshot``).
         cache_dir: Where to keep our few-shot JSON caches instead of ``<dataset>/split_fewshot``.
         imagenet_file_order: ``sorted`` (deterministic, default) or ``filesystem`` (the reference's order).
+        allow_duplicates: Accept an image listed twice in one split (refused by default: it would be weighted
+            twice in training, or counted twice in accuracy).
+        allow_train_test_overlap: Accept test images that are also training images (refused by default: the
+            accuracy would measure memorisation).
 
     Returns:
         The splits, class names, template and provenance.
@@ -81,6 +87,7 @@ def load_dataset(
         raise ValueError(f"imagenet_file_order must be one of {IMAGENET_FILE_ORDERS}, got {imagenet_file_order!r}")
     root = os.fspath(root)
     raw = _read(name, root, imagenet_file_order)
+    check_duplicates(raw, allow_duplicates=allow_duplicates, allow_train_test_overlap=allow_train_test_overlap)
     provenance: dict = {"split_sha256": raw.split_sha256, "seed": seed, "num_shots": num_shots, "subsample": subsample}
     train, val = raw.train, raw.val
     if raw.test_only:

@@ -18,7 +18,7 @@ from mmlop.data.items import Items
 from mmlop.data.scan import scan_class_folders
 from mmlop.data.pickle_compat import read_reference_pickle, reroot
 
-__all__ = ["RawDataset", "read_builtin", "check_images_exist", "read_classnames_txt", "sha256_files", "sha256_listings"]
+__all__ = ["RawDataset", "read_builtin", "check_duplicates", "check_images_exist", "read_classnames_txt", "sha256_files", "sha256_listings"]
 
 SPLIT_HELP = (
     "the published CoOp split files are linked from https://github.com/KaiyangZhou/CoOp (DATASETS.md, "
@@ -84,6 +84,13 @@ def check_images_exist(source: str, splits: dict[str, Items]) -> None:
         DatasetError: Listing each missing image (the message shows the first 100; the error's ``missing``
             attribute holds all full paths).
     """
+    for name, items in splits.items():
+        outside = items.outside_root()
+        if len(outside):
+            i = int(outside[0])
+            raise DatasetError(f"{source}: entry {i} of {name!r}: {items.rel_path(i)!r} lies outside {items.root} "
+                               f"({len(outside)} such entries); expected paths inside the dataset folder (or "
+                               "absolute paths)")
     lines, missing = [], []
     for name, items in splits.items():
         for i in items.missing().tolist():
@@ -99,6 +106,49 @@ def check_images_exist(source: str, splits: dict[str, Items]) -> None:
     )
     err.missing = missing
     raise err
+
+
+def _full(items: Items, root: str) -> Items:
+    """``items`` with paths relative to ``root`` (for comparing lists stored under different roots)."""
+    if items.root == root:
+        return items
+    rels = [os.path.relpath(p, root) if root else p for p in items.paths]
+    return Items.from_pairs(root, rels, items.labels)
+
+
+def check_duplicates(raw: RawDataset, *, allow_duplicates: bool = False, allow_train_test_overlap: bool = False) -> None:
+    """Refuses an image listed twice in one split, or a test image that is also a training image.
+
+    Args:
+        raw: The dataset's full splits.
+        allow_duplicates: Accept repeated entries within a split.
+        allow_train_test_overlap: Accept test images that are also training images.
+
+    Raises:
+        DatasetError: Naming the first repeated image and its two positions, or the first shared image; the
+            message names the option that accepts it.
+    """
+    splits = {"train": raw.train, "val": raw.val, "test": raw.test}
+    if not allow_duplicates:
+        for name, items in splits.items():
+            pos = items.positions_of(items)  # a repeated path finds one position for both of its entries
+            bad = np.flatnonzero(pos != np.arange(len(items)))
+            if len(bad):
+                i = int(bad[0])
+                j = int(pos[i])
+                a, b = sorted((i, j))
+                raise DatasetError(
+                    f"{raw.key}: {items.rel_path(i)!r} is listed twice in {name!r} (entries {a} and {b}; "
+                    f"{len(bad)} repeated entries in all); expected each image once (allow_duplicates=True accepts it)")
+    if not allow_train_test_overlap and len(raw.train) and len(raw.test):
+        root = os.path.commonpath([raw.train.root, raw.test.root]) if raw.train.root and raw.test.root else ""
+        train, test = _full(raw.train, root), _full(raw.test, root)
+        shared = np.flatnonzero(train.positions_of(test) >= 0)
+        if len(shared):
+            i = int(shared[0])
+            raise DatasetError(
+                f"{raw.key}: test entry {i} {test.rel_path(i)!r} is also a training image ({len(shared)} test images "
+                f"in all); expected disjoint train and test splits (allow_train_test_overlap=True accepts it)")
 
 
 def _require_dir(path: str, expected: str) -> None:

@@ -86,6 +86,8 @@ class RunConfig(_JsonMixin):
         fewshot_source: Where few-shot splits come from (``auto``, ``reference_pickle``, ``own``, ``resample``).
         max_test_per_class: 0 = the whole test split; otherwise evaluate on at most this many images per class
             (for quick checks; published numbers need 0).
+        allow_duplicates: Accept an image listed twice in one split (refused by default).
+        allow_train_test_overlap: Accept test images that are also training images (refused by default).
         zero_shot: Also evaluate the zero-shot CLIP baseline (hand-written template) for comparison.
         quiet: No progress bars.
     """
@@ -114,6 +116,8 @@ class RunConfig(_JsonMixin):
     train_crop_scale: tuple[float, float] = (0.08, 1.0)
     fewshot_source: str = "auto"
     max_test_per_class: int = 0
+    allow_duplicates: bool = False
+    allow_train_test_overlap: bool = False
     zero_shot: bool = True
     quiet: bool = False
 
@@ -135,6 +139,12 @@ class RunConfig(_JsonMixin):
                self.views_per_image, "an integer >= 0")
         _check(self.fewshot_source in FEWSHOT_SOURCES, o, "fewshot_source", self.fewshot_source,
                f"one of {', '.join(FEWSHOT_SOURCES)}")
+        # The name is one folder under output_dir: a path could reach (and overwrite) any folder.
+        _check(isinstance(self.name, str) and not ({"/", "\\"} & set(self.name)) and self.name not in (".", "..")
+               and ":" not in self.name, o, "name", self.name,
+               "a single folder name under output_dir (no '/', '\\', ':', '.' or '..')")
+        repeated = sorted({d for d in self.datasets if self.datasets.count(d) > 1})
+        _check(not repeated, o, "datasets", self.datasets, f"each dataset once (repeated: {repeated})")
         if self.protocol in ("xd", "dg"):
             _check(len(self.datasets) == 1, o, "datasets", self.datasets,
                    f"exactly one source dataset for protocol {self.protocol}")

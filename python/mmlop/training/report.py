@@ -95,6 +95,13 @@ def to_markdown(summary: dict[str, Any], title: str = "") -> str:
         from mmlop.training import paper
 
         lines += ["", paper.to_markdown(summary["paper"]).rstrip("\n")]
+    used = summary.get("shots", {}).get("used", {})
+    if used:
+        shots = summary["shots"]["requested"]
+        per = ", ".join(f"{d} {u['min_per_class']}" + (f"-{u['max_per_class']}" if u["max_per_class"] !=
+                        u["min_per_class"] else "") for d, u in used.items())
+        lines += ["", f"Training images per class (requested {shots if shots > 0 else 'all'}): {per}"]
+    lines += [f"\n> warning: {w}" for w in summary.get("warnings", [])]
     return "\n".join(lines) + "\n"
 
 

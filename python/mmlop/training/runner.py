@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import random
 import sys
 import warnings
@@ -14,14 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmlop.errors import MmlopError
-from mmlop._io import atomic_write_json
+from mmlop._io import atomic_write_bytes, atomic_write_json
 from mmlop.config import ConfigError
+from mmlop.errors import MmlopError
 from mmlop.model.factory import BaseCLIP, load_base
 from mmlop.model.io import save_prompts
 from mmlop.model.prompted import MMLoP
 from mmlop.templates import get_templates
-from mmlop.training.checkpoint import config_digest
+from mmlop.training.checkpoint import CHECKPOINT_FILE, config_digest
 from mmlop.training.config import RunConfig
 from mmlop.training.distributed import DistInfo, barrier, init_from_env
 from mmlop.training.evaluate import accuracy
@@ -32,8 +34,36 @@ from mmlop.training.progress import RunProgress
 from mmlop.training.report import harmonic_mean, summarize, write_reports
 
 
+#: Written into every run folder mmlop creates; a folder without it is never written into.
+RUN_MARKER = ".mmlop-run"
+
+
 class RunExistsError(MmlopError, FileExistsError):
-    """The run folder already holds a run with other settings, or an unfinished run and ``resume`` was not asked."""
+    """The run folder already holds a run with other settings, or an unfinished run and ``resume`` was not asked,
+    or it is not a folder mmlop created."""
+
+
+class RunInterrupted(MmlopError):
+    """Training was interrupted (Ctrl-C); every complete epoch is checkpointed in the run folder."""
+
+    exit_code = 130  # the shell's status for SIGINT
+
+    def __init__(self, epoch: int, run_dir: Path):
+        super().__init__(f"interrupted at epoch {epoch} in {run_dir}; continue with --resume (the {epoch - 1} "
+                         "complete epoch(s) are kept)")
+        self.epoch, self.run_dir = epoch, run_dir
+
+
+def _completed_epochs(run_dir: Path) -> int:
+    """Epochs saved in ``run_dir``'s checkpoint (0 without one)."""
+    from safetensors import safe_open
+
+    file = run_dir / CHECKPOINT_FILE
+    try:
+        with safe_open(str(file), "pt") as f:
+            return int((f.metadata() or {}).get("epoch", -1)) + 1
+    except Exception:  # no checkpoint, or one cut short: the interrupt is the news, not the file
+        return 0
 
 
 PROTOCOL_TITLES = {"b2n": "base-to-novel", "fewshot": "few-shot", "xd": "cross-dataset",
@@ -117,26 +147,55 @@ class Runner:
                 without ``resume``.
         """
         resolved = self.config.to_dict()
+        self._check_ours(resolved)
         cfg_path = self.dir / "config.json"
-        if cfg_path.exists() and json.loads(cfg_path.read_text()) != resolved:
+        previous = _json_or_none(cfg_path) if cfg_path.exists() else None
+        if cfg_path.exists() and previous != resolved:
             if self.fixed_name:
-                raise RunExistsError(f"{self.dir} holds a run with different settings; choose another --name "
-                                     "(nothing was overwritten)")
+                raise RunExistsError(f"{self.dir} holds a run with different settings ({_differences(previous, resolved)}); "
+                                     "choose another --name, or use the same settings to resume (nothing was "
+                                     "overwritten)")
             # A preset's default name: the same command with other settings gets its own folder.
             self.dir = self.dir.with_name(f"{self.dir.name}-{config_digest(resolved)[:8]}")
+            self._check_ours(resolved)
             cfg_path = self.dir / "config.json"
-            if cfg_path.exists() and json.loads(cfg_path.read_text()) != resolved:
-                raise RunExistsError(f"{self.dir} holds a run with different settings; choose a --name")
+            previous = _json_or_none(cfg_path) if cfg_path.exists() else None
+            if cfg_path.exists() and previous != resolved:
+                raise RunExistsError(f"{self.dir} holds a run with different settings "
+                                     f"({_differences(previous, resolved)}); choose a --name")
         if cfg_path.exists():
             summary_path = self.dir / "summary.json"
             if summary_path.is_file() and not self.resume:
                 return json.loads(summary_path.read_text())
-            if not self.resume:
+            # A run that stopped before any seed began training (a bad target, a full disk) simply runs again.
+            if not self.resume and _started(self.dir):
                 raise RunExistsError(f"{self.dir} holds this run unfinished; pass --resume to continue it, or "
                                      "choose another --name")
+        elif self.resume:
+            warnings.warn(f"--resume: {self.dir} holds no run to resume; starting a new run there", stacklevel=3)
         if self.dist.is_main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.dir / RUN_MARKER, b"mmlop-run/1\n")
             atomic_write_json(cfg_path, resolved)
         return None
+
+    def _check_ours(self, resolved: dict[str, Any]) -> None:
+        """Refuses a run folder that mmlop did not create: never write into a user's folder."""
+        if self.dir.exists() and not self.dir.is_dir():
+            raise RunExistsError(f"{self.dir} is a file, not a run folder; choose another --name or --output-dir")
+        cfg_path = self.dir / "config.json"
+        # A run folder written before the marker existed is recognised by a config.json equal to this run's.
+        ours = (self.dir / RUN_MARKER).is_file() or (cfg_path.is_file() and _json_or_none(cfg_path) == resolved)
+        if self.dir.is_dir() and not ours and any(self.dir.iterdir()):
+            raise RunExistsError(f"{self.dir} exists and is not an mmlop run folder (no {RUN_MARKER} file); choose "
+                                 "another --name or --output-dir (nothing was written there)")
+
+    def _check_data(self) -> None:
+        """Reads every dataset and target once before anything is written or trained, so that a missing or
+        malformed split (a target's test images included) fails now, not after hours of training."""
+        c = self.config
+        for name in (*c.datasets, *c.targets):
+            self._load(name, c.seeds[0], "all", shots=0)
 
     def _once(self, fn, *args, **kwargs):
         """Call ``fn`` and pass on each warning it raises once per run (base and novel loads repeat them)."""
@@ -164,7 +223,8 @@ class Runner:
         c = self.config
         return self._once(self._data.load_dataset, name, c.root, num_shots=c.shots if shots is None else shots,
                           seed=seed, subsample=subsample, fewshot_source=c.fewshot_source,
-                          cache_dir=c.cache_dir or None)
+                          cache_dir=c.cache_dir or None, allow_duplicates=c.allow_duplicates,
+                          allow_train_test_overlap=c.allow_train_test_overlap)
 
     def _test_set(self, splits):
         tf = self._data.build_test_transform(self.base.image_size, self.base.mean, self.base.std)
@@ -212,10 +272,10 @@ class Runner:
             frozen_fn = view_lookup(table)
         digest = config_digest({"run": c.to_dict(), "dataset": splits.key, "seed": seed, "shots": shots,
                                 "classes": list(splits.classnames)})
-        fit(model, train_ds, [int(y) for y in splits.train.labels], splits.classnames, g0, optim=c.optim,
-            loss=c.method.loss, seed=seed, run_dir=run_dir, digest=digest, resume=self.resume, device=self.device,
-            precision=c.precision, text_chunk=c.text_chunk, num_workers=c.num_workers, dist_info=self.dist,
-            frozen_image_fn=frozen_fn, view_keys=view_keys, progress=self.progress)
+        try:
+            self._fit(model, train_ds, splits, g0, seed, run_dir, digest, frozen_fn, view_keys)
+        except KeyboardInterrupt:
+            raise RunInterrupted(_completed_epochs(run_dir) + 1, run_dir) from None
         if self.dist.is_main:
             from mmlop.training.figures import save_training_curves
 
@@ -225,9 +285,16 @@ class Runner:
                          extra={"dataset": splits.key, "seed": seed, "shots": shots, "protocol": c.protocol})
         return model
 
+    def _fit(self, model, train_ds, splits, g0, seed, run_dir, digest, frozen_fn, view_keys) -> None:
+        c = self.config
+        fit(model, train_ds, [int(y) for y in splits.train.labels], splits.classnames, g0, optim=c.optim,
+            loss=c.method.loss, seed=seed, run_dir=run_dir, digest=digest, resume=self.resume, device=self.device,
+            precision=c.precision, text_chunk=c.text_chunk, num_workers=c.num_workers, dist_info=self.dist,
+            frozen_image_fn=frozen_fn, view_keys=view_keys, progress=self.progress)
+
     def _one(self, dataset: str, seed: int, zs_cache: dict) -> dict[str, Any]:
         c = self.config
-        run_dir = self.dir / _safe(dataset) / f"seed{seed}"
+        run_dir = self.dir / dataset_folder(dataset) / f"seed{seed}"
         done = run_dir / "results.json"
         self.progress.start(dataset, seed)
         if done.exists() and self.resume:
@@ -236,7 +303,7 @@ class Runner:
         result: dict[str, Any] = {}
         tag = f"{dataset} seed {seed}"
         if c.protocol == "b2n":
-            base_split = self._load(dataset, seed, "base")
+            base_split = train_split = self._load(dataset, seed, "base")
             model = self._train(base_split, seed, run_dir, c.shots, dataset)
             if self.dist.is_main:
                 novel_split = self._load(dataset, seed, "new")
@@ -250,7 +317,7 @@ class Runner:
                                                                          f"zero-shot {dataset} novel")}
                     result.update(zs_cache[dataset])
         elif c.protocol == "fewshot":
-            split = self._load(dataset, seed, "all")
+            split = train_split = self._load(dataset, seed, "all")
             model = self._train(split, seed, run_dir, c.shots, dataset)
             if self.dist.is_main:
                 result = {"accuracy": self._evaluate(model, split, desc=f"eval {tag}")}
@@ -259,7 +326,7 @@ class Runner:
                         zs_cache[dataset] = {"zs_accuracy": self._zero_shot(split, f"zero-shot {dataset}")}
                     result.update(zs_cache[dataset])
         else:  # xd / dg: one source model per seed, evaluated on every target
-            split = self._load(dataset, seed, "all")
+            split = train_split = self._load(dataset, seed, "all")
             model = self._train(split, seed, run_dir, c.shots, dataset)
             if self.dist.is_main:
                 result = {"source": {"accuracy": self._evaluate(model, split, desc=f"eval {tag}")}, "targets": {}}
@@ -273,6 +340,8 @@ class Runner:
                             zs_cache[target] = {"zs_accuracy": self._zero_shot(t_split, f"zero-shot {target}")}
                         row.update(zs_cache[target])
                     result["targets"][target] = row
+        # The shots actually used: fewer than asked when a class has fewer training images (--shots 100000).
+        result["train_used"] = _per_class(train_split.train)
         if self.dist.is_main:
             atomic_write_json(done, result)
             self.progress.line(f"{tag}: " + _result_line(result))
@@ -281,6 +350,8 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         c = self.config
+        if self.resume or not (self.dir / "summary.json").is_file():  # a finished run is only shown: no reads
+            self._check_data()
         finished = self._prepare_folder()
         if finished is not None:
             if not c.quiet and self.dist.is_main:
@@ -302,9 +373,15 @@ class Runner:
         c = self.config
         per: dict[str, dict[int, dict]] = {}
         zs_cache: dict[str, dict] = {}
+        used: dict[str, dict[str, int]] = {}
         for dataset in c.datasets:
             for seed in c.seeds:
                 res = self._one(dataset, seed, zs_cache)
+                if "train_used" in res:
+                    u = res["train_used"]
+                    prev = used.setdefault(dataset, dict(u))
+                    prev["min_per_class"] = min(prev["min_per_class"], u["min_per_class"])
+                    prev["max_per_class"] = max(prev["max_per_class"], u["max_per_class"])
                 if c.protocol in ("xd", "dg"):
                     per.setdefault(f"{dataset}", {})[seed] = {**res["source"]}
                     for t, row in res["targets"].items():
@@ -315,6 +392,12 @@ class Runner:
         summary = summarize(c.protocol, per, source=source)
         summary["run_dir"] = str(self.dir)
         summary["paper"] = compare_with_paper(c, summary, base=self.base.describe())
+        summary["shots"] = {"requested": c.shots, "used": used}
+        short = {d: u["min_per_class"] for d, u in used.items() if c.shots > 0 and u["min_per_class"] < c.shots}
+        if short:
+            summary["warnings"] = summary.get("warnings", []) + [
+                f"--shots {c.shots}: {d} has classes with only {n} training images, so the run used {_span(used[d])} "
+                "images per class" for d, n in short.items()]
         if self.dist.is_main:
             write_reports(summary, self.dir, title=run_title(c, self.dir))
         return summary
@@ -333,8 +416,63 @@ def _result_line(result: dict[str, Any]) -> str:
     return f"accuracy {result['accuracy']:.2f}{zs}"
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(name).name or name)
+def dataset_folder(dataset: str) -> str:
+    """The run sub-folder of a dataset: the last part of its name, plus a digest of the full path for a custom
+    dataset path, so that ``a/pets`` and ``b/pets`` never share (and overwrite) one folder. Built-in and
+    registered names (``dtd``, ``world/colours``) are unique already and stay as they are read."""
+    from mmlop.data.catalog import DATASETS, registered_reader
+
+    stem = Path(dataset).name or dataset
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem) or "dataset"
+    if safe.strip(".") == "":  # "." and ".." name folders, not datasets
+        safe = "dataset"
+    if dataset not in DATASETS and registered_reader(dataset) is None:
+        safe += "-" + hashlib.sha256(os.fsencode(os.path.abspath(dataset))).hexdigest()[:8]
+    return safe
+
+
+def _json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _per_class(items) -> dict[str, int]:
+    """Training images actually used: total and the smallest and largest count over classes."""
+    counts = np.bincount(np.asarray(items.labels)) if len(items) else np.zeros(1, dtype=np.int64)
+    counts = counts[counts > 0] if counts.any() else counts
+    return {"images": int(len(items)), "min_per_class": int(counts.min()), "max_per_class": int(counts.max())}
+
+
+def _span(used: dict[str, int]) -> str:
+    lo, hi = used["min_per_class"], used["max_per_class"]
+    return str(lo) if lo == hi else f"{lo} to {hi}"
+
+
+def _started(folder: Path) -> bool:
+    """Whether any seed of the run in ``folder`` began training (a checkpoint) or finished (results)."""
+    return any(True for _ in folder.rglob("results.json")) or any(True for _ in folder.rglob(CHECKPOINT_FILE))
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _differences(before: Any, now: dict, limit: int = 5) -> str:
+    """``key: run value -> this value`` for the settings that differ (the first ``limit``)."""
+    if not isinstance(before, dict):
+        return "its config.json is not a settings object"
+    a, b = _flatten(before), _flatten(now)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>"))
+    shown = [f"{k}: {a.get(k, '<unset>')!r} in the run, {b.get(k, '<unset>')!r} now" for k in keys[:limit]]
+    return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 def _data_api():
