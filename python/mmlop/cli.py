@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
 from mmlop.config import ConfigError, PromptConfig
 from mmlop.names import FEWSHOT_SOURCES, METHODS, PRECISIONS, PRESETS
+from mmlop.errors import MmlopError
 
 
 def _widths(model: str) -> dict[str, Any]:
@@ -81,13 +83,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def _train_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in ("root", "cache_dir", "model", "shots", "output_dir", "device", "precision", "test_batch_size",
@@ -121,7 +116,7 @@ def _train_fields(args: argparse.Namespace) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=0.01")
         k, v = item.split("=", 1)
-        fields[k] = _parse_value(v)
+        fields[k.strip()] = v  # parsed by the option's type in apply_overrides, which names the key on error
     return fields
 
 
@@ -132,6 +127,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     fields = _train_fields(args)
     fixed_name = "name" in fields
+    if args.config and (args.method is not None or args.preset is not None or args.ablation):
+        given = [f for f, v in (("--method", args.method), ("--preset", args.preset), ("--ablation", args.ablation))
+                 if v]
+        raise ConfigError(f"--config {args.config} cannot be combined with {', '.join(given)}: the config file "
+                          "already fixes the protocol and the method; change its settings with --set KEY=VALUE "
+                          "or the other flags instead")
+    preset, method = args.preset or "world", args.method or "mmlop"
     if args.config:
         base_cfg = RunConfig.from_json_file(args.config)
         from mmlop.training.config import apply_overrides
@@ -139,11 +141,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         configs = {"": apply_overrides(base_cfg, fields)}
     elif args.ablation:
         configs = {}
-        for method, _ in ABLATION_ROWS:
-            cfg = build_config(args.preset, method=method, overrides=fields)
-            configs[method] = cfg.replace(name=f"{cfg.name or 'ablation'}-{method}", zero_shot=False)
+        for row, _ in ABLATION_ROWS:
+            cfg = build_config(preset, method=row, overrides=fields)
+            configs[row] = cfg.replace(name=f"{cfg.name or 'ablation'}-{row}", zero_shot=False)
     else:
-        configs = {"": build_config(args.preset, method=args.method, overrides=fields)}
+        configs = {"": build_config(preset, method=method, overrides=fields)}
     if args.print_config:
         resolved = {k: c.to_dict() for k, c in configs.items()}
         print(json.dumps(resolved[""] if "" in resolved else resolved, indent=2))
@@ -163,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(to_markdown(summary, title=f"{key}: {title}" if key else title))
     if args.ablation:
         folder = Path(next(iter(configs.values())).output_dir)
-        print(write_ablation(summaries, folder, title=f"ablation: {args.preset} preset"))
+        print(write_ablation(summaries, folder, title=f"ablation: {preset} preset"))
         print(f"ablation table written to {folder / 'ablation.md'} and {folder / 'ablation.png'}")
     return 0
 
@@ -278,14 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train and evaluate under a protocol (default: the offline benchmark)",
                         description="Train prompts and evaluate them. Without arguments: base-to-novel on the "
                                     "built-in synthetic benchmark (zero-shot vs MMLoP, 16 shots, 3 seeds). "
-                                    "Settings resolve as: preset, then method, then flags, then --set.",
+                                    "Settings resolve as: preset, then method, then flags, then --set; with "
+                                    "--config: the file, then flags, then --set (--preset/--method are refused).",
                         epilog="Each preset's defaults (datasets, shots, epochs, lr, depth, ...): "
                                "mmlop train --preset PRESET [--method METHOD] --print-config. "
                                "Re-running a finished run prints its summary; other settings under a preset's "
                                "default name go to <name>-<settings digest>.")
-    tr.add_argument("--preset", default="world", choices=PRESETS,
+    tr.add_argument("--preset", choices=PRESETS,
                     help="protocol preset (default: world, the offline benchmark)")
-    tr.add_argument("--method", default="mmlop", choices=METHODS,
+    tr.add_argument("--method", choices=METHODS,
                     help="method preset: MMLoP (default), the ablation rows, or a baseline")
     tr.add_argument("--ablation", action="store_true",
                     help="run the ablation ladder (ivlp, lora, scl, udc, mmlop) plus coop and zeroshot and write "
@@ -379,17 +382,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_line(e: OSError) -> str:
+    """An OSError as 'what: path' (plus the second path of a rename), without the errno prefix."""
+    what = e.strerror or str(e)
+    paths = [p for p in (e.filename, e.filename2) if p is not None]
+    return f"{what}: {' -> '.join(str(p) for p in paths)}" if paths else what
+
+
+def _one_line(e: BaseException) -> str:
+    text = _os_error_line(e) if isinstance(e, OSError) and not isinstance(e, MmlopError) else str(e)
+    if isinstance(e, KeyError) and len(e.args) == 1:
+        text = str(e.args[0])
+    first, _, rest = text.partition("\n")
+    return first + (" (details below)\n" + rest if rest else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mmlop`` console script."""
+    """Entry point of the ``mmlop`` console script: the one error boundary.
+
+    A user error (any :class:`~mmlop.errors.MmlopError`, an OS error such as a missing file or a permission,
+    and the ``ValueError``/``KeyError`` the package raises for bad values) prints ``mmlop <cmd>: error: ...``
+    and exits 2; an interrupt exits 130 saying how to continue; a diverged run exits 3; anything else is a bug:
+    its traceback is printed, with a line saying so, and the exit status is 1.
+    """
     args = build_parser().parse_args(argv)
+    prefix = f"mmlop {args.command}"
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
-        print(f"mmlop {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:  # a diverged run: the message says where the last good checkpoint is
-        print(f"mmlop {args.command}: failed: {e}", file=sys.stderr)
-        return 3
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return 130
+    except (MmlopError, OSError, ValueError, KeyError) as e:
+        code = getattr(e, "exit_code", 2)
+        label = "failed" if code == 3 else ("interrupted" if code == 130 else "error")
+        print(f"{prefix}: {label}: {_one_line(e)}", file=sys.stderr)
+        return code
+    except Exception:
+        traceback.print_exc()
+        print(f"{prefix}: internal error: this is a bug in mmlop, not a problem with your input; please report it "
+              "with the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from mmlop.training.schedule import epoch_lr
 class TrainingDivergedError(MmlopError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
+    exit_code = 3  # the CLI's status for a run that failed rather than was refused
+
 
 #: Frozen image features (B, D), unit norm, of a batch: (images, keys) -> features, where keys is a (B, 3) tensor of
 #: (epoch, index, view) identifying each augmented view (view -1 without pre-enumerated views). Default: a frozen
