@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mmlop._io import umask_mode
 from mmlop.data.errors import DatasetError
 from mmlop.data.fewshot import VAL_SHOTS_CAP, fewshot_indices
 from mmlop.data.items import Items
@@ -123,6 +124,7 @@ def write_cache(
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".shot_", suffix=".json.tmp")
+        os.fchmod(fd, umask_mode())  # shared with the other users of the data root, not 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)
             f.flush()

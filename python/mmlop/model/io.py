@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,24 @@ _MATCH_KEYS = ("model", "pretrained", "text_width", "vision_width", "embed_dim",
 
 class PromptMismatchError(MmlopError, ValueError):
     """Saved prompts do not belong to the base they are being loaded onto."""
+
+
+class PromptFileError(MmlopError, ValueError):
+    """A saved prompts folder is incomplete, malformed, or its tensors do not match their recorded digest."""
+
+
+class PromptFileNotFoundError(MmlopError, FileNotFoundError):
+    """A prompts folder, or one of its two files, does not exist."""
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of ``tensors`` in name order (identifies learned prompts)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _version() -> str:
@@ -61,6 +80,7 @@ def save_prompts(model: MMLoP, path: str | Path, *, method: MethodConfig | None 
         "prompt": model.config.to_dict(),
         "method": (method.to_dict() if method is not None else None),
         "num_parameters": model.num_trainable_parameters(),
+        "sha256": tensors_digest(tensors),  # verified on load: a flipped bit would silently lower accuracy
         "extra": extra or {},
     }
     atomic_write_bytes(path / WEIGHTS_FILE, st_save(tensors, metadata={"format": FORMAT}))
@@ -72,17 +92,27 @@ def read_prompt_config(path: str | Path) -> dict[str, Any]:
     """The JSON metadata saved next to the prompts.
 
     Raises:
-        FileNotFoundError, ValueError: missing or malformed file (the message names it).
+        PromptFileNotFoundError: the folder or its config is missing (a FileNotFoundError).
+        PromptFileError: a malformed config (a ValueError); the message names the file.
     """
     cfg_path = Path(path) / CONFIG_FILE
+    if not Path(path).is_dir():
+        missing = not Path(path).exists()
+        error = PromptFileNotFoundError if missing else PromptFileError
+        raise error(f"{path}: {'not found' if missing else 'a file'}; expected a folder written by "
+                    f"mmlop.save_prompts (holding {CONFIG_FILE} and {WEIGHTS_FILE})")
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{cfg_path} not found: expected a folder written by mmlop.save_prompts")
+        raise PromptFileNotFoundError(f"{cfg_path} not found: expected a folder written by mmlop.save_prompts")
     try:
-        meta = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{cfg_path}: not valid JSON ({e})") from e
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{cfg_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PromptFileError(f"{cfg_path}: not valid JSON ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise PromptFileError(f"{cfg_path}: format {found!r}, expected {FORMAT!r}")
+    for key, kind in (("base", dict), ("prompt", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise PromptFileError(f"{cfg_path}: field {key!r} is {meta.get(key)!r}; expected a JSON object")
     return meta
 
 
@@ -96,7 +126,8 @@ def load_prompts(path: str | Path, base: BaseCLIP, *, check_pretrained: bool = T
 
     Raises:
         PromptMismatchError: the base differs (the message names both).
-        ValueError: corrupt or inconsistent files.
+        PromptFileNotFoundError: a missing folder or file.
+        PromptFileError: corrupt or inconsistent files, or tensors that differ from their recorded SHA-256.
     """
     path = Path(path)
     meta = read_prompt_config(path)
@@ -114,13 +145,18 @@ def load_prompts(path: str | Path, base: BaseCLIP, *, check_pretrained: bool = T
     try:
         tensors = st_load(weights.read_bytes())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{weights} not found next to {CONFIG_FILE}") from None
+        raise PromptFileNotFoundError(f"{weights} not found next to {CONFIG_FILE}") from None
     except Exception as e:  # safetensors raises its own error types on corrupt headers
-        raise ValueError(f"{weights}: not a valid safetensors file ({e})") from e
+        raise PromptFileError(f"{weights}: not a valid safetensors file ({e})") from e
     expected = {k: tuple(v.shape) for k, v in model.prompts.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != got:
-        raise ValueError(f"{weights}: tensors {got} do not match the config's expected {expected}")
+        raise PromptFileError(f"{weights}: tensors {got} do not match the config's expected {expected}")
+    recorded = meta.get("sha256")  # absent in files saved before the digest existed: those load unchecked
+    if recorded is not None and tensors_digest(tensors) != recorded:
+        raise PromptFileError(f"{weights}: the tensors' SHA-256 differs from the one recorded in {CONFIG_FILE} "
+                              "(the file was damaged or edited); expected the prompts as saved: restore or "
+                              "retrain them")
     device = next(base.model.parameters()).device
     model.prompts.load_state_dict({k: v.to(device) for k, v in tensors.items()})
     return model.to(device)

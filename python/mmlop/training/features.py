@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from mmlop.cache import FeatureStore, image_key, model_fingerprint, text_key
+from mmlop.cache import FeatureStore, StoreError, image_key, model_fingerprint, text_key
 from mmlop.model.prompted import MMLoP
 from mmlop.model.teacher import frozen_text_features
 from mmlop.training.batches import key_seed
@@ -42,8 +45,17 @@ class FrozenFeatures:
             assert self.folder is not None
             self.folder.mkdir(parents=True, exist_ok=True)
             name = f"{kind}-{self.fingerprint.split(':')[-1][:16]}.store"
-            self._stores[kind] = FeatureStore(self.folder / name, width=self.width, dtype="float32",
-                                              fingerprint=self.fingerprint)
+            path = self.folder / name
+            try:
+                store = FeatureStore(path, width=self.width, dtype="float32", fingerprint=self.fingerprint)
+            except StoreError as e:
+                # Only a cache: keep the damaged file for inspection, say so, and rebuild from the model.
+                aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.replace(path, aside)
+                warnings.warn(f"{path}: damaged feature cache ({e}); moved aside to {aside.name} and rebuilt; "
+                              "delete it once inspected, and check the disk if this happens again", stacklevel=3)
+                store = FeatureStore(path, width=self.width, dtype="float32", fingerprint=self.fingerprint)
+            self._stores[kind] = store
         return self._stores[kind]
 
     def text(self, classnames: Sequence[str], templates: Sequence[str], template_set: str,
