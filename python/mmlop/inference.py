@@ -17,12 +17,45 @@ from PIL import Image
 from torch import Tensor
 
 from mmlop.config import TeacherConfig
+from mmlop.errors import MmlopError
 from mmlop.losses import uniform_drift_correction
 from mmlop.model.factory import BaseCLIP
 from mmlop.model.io import load_prompts
 from mmlop.model.prompted import MMLoP
 from mmlop.model.teacher import frozen_text_features
 from mmlop.templates import get_templates
+
+
+class InputError(MmlopError, ValueError):
+    """A value given to the inference API has the wrong type or content; the message says what was expected."""
+
+
+def check_classnames(classnames: Sequence[str]) -> list[str]:
+    """The class names as a list, refused unless a non-empty sequence of distinct, non-empty strings.
+
+    Raises:
+        InputError: a bare string (which would make one class per letter), an empty list, a non-string, an
+            empty name, or a repeated name (two columns of logits for one class).
+    """
+    if isinstance(classnames, (str, bytes)):
+        raise InputError(f"classnames={classnames!r} is a single string; expected a list of class names, e.g. "
+                         f"[{classnames!r}] (a string would make one class per letter)")
+    if not isinstance(classnames, Sequence) and not hasattr(classnames, "__iter__"):
+        raise InputError(f"classnames is a {type(classnames).__name__}; expected a list of class names")
+    names = list(classnames)
+    if not names:
+        raise InputError("classnames is empty: expected at least one class name")
+    for i, n in enumerate(names):
+        if not isinstance(n, str):
+            raise InputError(f"classnames[{i}]={n!r} is a {type(n).__name__}; expected a string")
+        if not n.strip():
+            raise InputError(f"classnames[{i}]={n!r} is empty; expected a non-empty class name")
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if n in seen:
+            raise InputError(f"classnames[{i}]={n!r} repeats classnames[{seen[n]}]; expected distinct class names")
+        seen[n] = i
+    return names
 
 
 class Classifier:
@@ -41,10 +74,10 @@ class Classifier:
     def __init__(self, model: MMLoP, classnames: Sequence[str], *, udc: bool = True,
                  teacher: TeacherConfig | None = None, zero_shot_template: str | None = None,
                  chunk_size: int = 256):
-        if not classnames:
-            raise ValueError("classnames is empty: expected at least one class name")
+        if not isinstance(model, MMLoP):
+            raise InputError(f"model is a {type(model).__name__}; expected an mmlop.MMLoP (see mmlop.load_prompts)")
         self.model = model
-        self.classnames = list(classnames)
+        self.classnames = check_classnames(classnames)
         teacher = teacher or TeacherConfig()
         with torch.no_grad():
             if model.config.text_depth == 0:
@@ -75,12 +108,24 @@ class Classifier:
 
     def preprocess(self, images: Sequence[Image.Image | str | Path]) -> Tensor:
         """Resize, center-crop and normalise PIL images (or image paths) as the base expects."""
+        if isinstance(images, (str, Path, Image.Image)):
+            raise InputError(f"images is a single {type(images).__name__} ({images!r:.80}); expected a list of "
+                             "images or paths, e.g. [image]")
         out = []
-        for im in images:
+        for i, im in enumerate(images):
             if not isinstance(im, Image.Image):
-                with Image.open(im) as f:
-                    im = f.convert("RGB")
+                if not isinstance(im, (str, Path)):
+                    raise InputError(f"images[{i}] is a {type(im).__name__}; expected a PIL image or an image path")
+                try:
+                    with Image.open(im) as f:
+                        im = f.convert("RGB")
+                except FileNotFoundError:
+                    raise InputError(f"images[{i}]: {im}: file not found; expected an image file") from None
+                except (OSError, Image.UnidentifiedImageError) as e:
+                    raise InputError(f"images[{i}]: {im}: not a readable image ({e})") from None
             out.append(self._preprocess(im.convert("RGB")))
+        if not out:
+            raise InputError("images is empty: expected at least one image")
         return torch.stack(out)
 
     @torch.no_grad()
@@ -88,6 +133,13 @@ class Classifier:
         """(B, C) scaled cosine logits of normalised image tensors (B, 3, H, W) or PIL images/paths."""
         if not torch.is_tensor(images):
             images = self.preprocess(images)
+        size = self.model.base_info.image_size
+        if images.ndim != 4 or images.shape[0] == 0 or tuple(images.shape[1:]) != (3, size, size):
+            raise InputError(f"images tensor of shape {tuple(images.shape)}; expected (B, 3, {size}, {size}) with "
+                             "B >= 1, normalised as Classifier.preprocess returns it")
+        if not images.is_floating_point():
+            raise InputError(f"images tensor of dtype {images.dtype}; expected a floating-point tensor (normalised "
+                             "pixels, as Classifier.preprocess returns it)")
         device = self.text.device
         f = self.model.encode_image(images.to(device), normalize=True).float()
         return self.logit_scale * f @ self.text.t()
