@@ -7,11 +7,13 @@ import numpy.typing as npt
 from os import PathLike
 from pathlib import Path
 
+from mmlop.errors import MmlopError
+
 __version__: str
 
 # ---- index (rust/python/src/index.rs; owner: data layer) -------------------------------------------
 
-class DatasetError(ValueError):
+class DatasetError(MmlopError, ValueError):
     """A dataset is missing, malformed or inconsistent; the message names the file and what was expected."""
 
 def list_class_dirs(root: str | os.PathLike[str]) -> list[str]:
@@ -61,7 +63,7 @@ def lookup_paths(
 # ---- store ----
 
 
-class StoreError(Exception):
+class StoreError(MmlopError, Exception):
     """A feature store file is missing, corrupt, truncated, or holds other rows than expected.
 
     The message names the file.

@@ -31,7 +31,7 @@ def _widths(model: str) -> dict[str, Any]:
     cfg = model_config(arch)
     v, t = cfg["vision_cfg"], cfg["text_cfg"]
     if "hf_model_name" in t or "timm_model_name" in v:
-        raise ValueError(f"{model}: Hugging Face text towers and timm image towers are not supported by mmlop")
+        raise ConfigError(f"{model}: Hugging Face text towers and timm image towers are not supported by mmlop")
     return {"model": model, "text_width": t.get("width", 512), "text_layers": t.get("layers", 12),
             "context_length": t.get("context_length", 77), "vision_width": v["width"],
             "vision_layers": v["layers"], "embed_dim": cfg["embed_dim"], "image_size": v.get("image_size", 224),

@@ -6,6 +6,15 @@ import functools
 import json
 from importlib import resources
 
+from mmlop.errors import MmlopError
+
+
+class TemplateError(MmlopError, KeyError):
+    """An unknown template list name; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
 
 @functools.lru_cache(maxsize=1)
 def _all() -> dict:
@@ -17,12 +26,12 @@ def get_templates(key: str) -> list[str]:
     ``imagenet_templates_select_7``.
 
     Raises:
-        KeyError: unknown key; the message lists the known ones.
+        TemplateError: unknown key (a KeyError); the message lists the known ones.
     """
     data = _all()
     if key not in data or not isinstance(data[key], list):
         known = sorted(k for k, v in data.items() if isinstance(v, list))
-        raise KeyError(f"unknown template list {key!r}; known: {known}")
+        raise TemplateError(f"unknown template list {key!r}; known: {known}")
     return list(data[key])
 
 

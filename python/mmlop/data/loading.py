@@ -80,11 +80,11 @@ def load_dataset(
         ValueError: For an invalid option value.
     """
     if subsample not in SUBSAMPLES:
-        raise ValueError(f"subsample must be one of {SUBSAMPLES}, got {subsample!r}")
+        raise DatasetError(f"subsample must be one of {SUBSAMPLES}, got {subsample!r}")
     if fewshot_source not in FEWSHOT_SOURCES:
-        raise ValueError(f"fewshot_source must be one of {FEWSHOT_SOURCES}, got {fewshot_source!r}")
+        raise DatasetError(f"fewshot_source must be one of {FEWSHOT_SOURCES}, got {fewshot_source!r}")
     if imagenet_file_order not in IMAGENET_FILE_ORDERS:
-        raise ValueError(f"imagenet_file_order must be one of {IMAGENET_FILE_ORDERS}, got {imagenet_file_order!r}")
+        raise DatasetError(f"imagenet_file_order must be one of {IMAGENET_FILE_ORDERS}, got {imagenet_file_order!r}")
     root = os.fspath(root)
     raw = _read(name, root, imagenet_file_order)
     check_duplicates(raw, allow_duplicates=allow_duplicates, allow_train_test_overlap=allow_train_test_overlap)
@@ -103,7 +103,7 @@ def load_dataset(
     if raw.test_only:
         classnames = raw.classnames
         if subsample != "all":
-            raise ValueError(f"{raw.key} is a test-only target; subsample must be 'all', got {subsample!r}")
+            raise DatasetError(f"{raw.key} is a test-only target; subsample must be 'all', got {subsample!r}")
         test = raw.test
     else:
         train, val, test, classnames = subsample_classes(train, val, raw.test, raw.classnames, subsample)

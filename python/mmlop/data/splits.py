@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmlop.data.errors import DatasetError
 from mmlop.data.items import Items
 
 __all__ = ["DatasetSplits", "SUBSAMPLES", "subsample_classes"]
@@ -65,12 +66,12 @@ def subsample_classes(
         ValueError: If ``subsample`` is unknown or a training label has no class name.
     """
     if subsample not in SUBSAMPLES:
-        raise ValueError(f"subsample must be one of {SUBSAMPLES}, got {subsample!r}")
+        raise DatasetError(f"subsample must be one of {SUBSAMPLES}, got {subsample!r}")
     if subsample == "all":
         return train, val, test, classnames
     labels = np.unique(train.labels)  # sorted ascending
     if len(labels) and labels[-1] >= len(classnames):
-        raise ValueError(f"training label {labels[-1]} has no class name ({len(classnames)} class names)")
+        raise DatasetError(f"training label {labels[-1]} has no class name ({len(classnames)} class names)")
     m = math.ceil(len(labels) / 2)
     selected = labels[:m] if subsample == "base" else labels[m:]
     relabel = np.full(len(classnames), -1, dtype=np.int64)

@@ -25,6 +25,14 @@ def register_base(name: str, loader: Callable[[], tuple[nn.Module, Callable, dic
     _BUILTIN_BASES[name] = loader
 
 
+class ModelConfigError(MmlopError, ValueError):
+    """An unknown model name, or a model JSON that is malformed or incomplete."""
+
+
+class ModelConfigNotFoundError(MmlopError, FileNotFoundError):
+    """A model JSON path that does not exist."""
+
+
 class QuickGeluMismatchError(MmlopError, ValueError):
     """The requested activation does not match the one the pretrained weights were trained with."""
 
@@ -89,19 +97,19 @@ def _resolve_config_name(name: str) -> str:
     path = Path(name)
     if name.endswith(".json"):
         if not path.is_file():
-            raise FileNotFoundError(f"model config {path} does not exist (expected an open_clip model JSON with "
+            raise ModelConfigNotFoundError(f"model config {path} does not exist (expected an open_clip model JSON with "
                                     "embed_dim, vision_cfg and text_cfg)")
         try:
             cfg = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
+            raise ModelConfigError(f"{path}: not valid JSON ({e})") from e
         missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
         if missing:
-            raise ValueError(f"{path}: model config lacks {missing}; expected an open_clip model JSON")
+            raise ModelConfigError(f"{path}: model config lacks {missing}; expected an open_clip model JSON")
         open_clip.add_model_config(path)
         return path.stem
     if open_clip.get_model_config(name) is None:
-        raise ValueError(f"unknown model {name!r}: expected an open_clip architecture (e.g. ViT-B-16; see "
+        raise ModelConfigError(f"unknown model {name!r}: expected an open_clip architecture (e.g. ViT-B-16; see "
                          f"open_clip.list_models()), a path to a model JSON, hf-hub:<org>/<repo>, or a built-in "
                          f"({sorted(_BUILTIN_BASES) or 'none registered'})")
     return name

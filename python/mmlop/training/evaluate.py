@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from mmlop.config import TeacherConfig
+from mmlop.data.errors import DatasetError
 from mmlop.inference import Classifier
 from mmlop.model.prompted import MMLoP
 from mmlop.training.progress import step_bar
@@ -64,5 +65,5 @@ def accuracy(model: MMLoP, dataset: Dataset, labels: Sequence[int], classnames: 
         bar.refresh()  # draw the final 100 % state; tqdm skips redraws closer than its mininterval
         bar.close()
     if total == 0:
-        raise ValueError("evaluation set is empty")
+        raise DatasetError("evaluation set is empty: the test split holds no image of the evaluated classes; expected at least one test image")
     return {"accuracy": 100.0 * correct / total, "correct": correct, "total": total}
