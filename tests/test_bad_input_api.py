@@ -155,14 +155,18 @@ def test_written_files_take_their_permissions_from_the_umask(tmp_path, mask):
     from mmlop.data.items import Items
     from mmlop.data.readers import RawDataset
 
+    from mmlop.cache import FeatureStore
+
     old = os.umask(mask)
     try:
         atomic_write_bytes(tmp_path / "out.json", b"{}")
+        store = FeatureStore(tmp_path / "rows.store", width=4, dtype="float32", fingerprint="f")
+        store.put(np.zeros((1, 16), np.uint8), np.ones((1, 4), np.float32))  # written by the Rust store
         items = Items.from_pairs(str(tmp_path), ["a.png", "b.png"], [0, 1])
         raw = RawDataset("k", ["x", "y"], items, Items.empty(), Items.empty(), "sha")
         assert write_cache(raw, str(tmp_path / "split_fewshot" / "shot_1-seed_1.json"), 1, 1, "own",
                            np.array([0, 1]), np.zeros(0, np.int64))
     finally:
         os.umask(old)
-    for p in (tmp_path / "out.json", tmp_path / "split_fewshot" / "shot_1-seed_1.json"):
+    for p in (tmp_path / "out.json", tmp_path / "rows.store", tmp_path / "split_fewshot" / "shot_1-seed_1.json"):
         assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask, p  # mkstemp alone would give 0600

@@ -10,7 +10,7 @@ from mmlop.data.catalog import DATASETS, registered_reader
 from mmlop.data.custom import LIST_SUFFIXES, read_custom
 from mmlop.data.errors import DatasetError
 from mmlop.data.fewshot_cache import FEWSHOT_SOURCES, resolve_fewshot
-from mmlop.data.readers import RawDataset, check_duplicates, read_builtin, sha256_listings
+from mmlop.data.readers import RawDataset, check_duplicates, check_images_exist, read_builtin, sha256_listings
 from mmlop.data.splits import SUBSAMPLES, DatasetSplits, subsample_classes
 
 __all__ = ["load_dataset"]
@@ -21,6 +21,8 @@ IMAGENET_FILE_ORDERS = ("sorted", "filesystem")
 def _from_registered(name: str, splits: DatasetSplits) -> RawDataset:
     if not isinstance(splits, DatasetSplits):
         raise DatasetError(f"reader registered as {name!r} returned {type(splits).__name__}; expected DatasetSplits")
+    # A reader's lists are checked like a split file's, so a missing test image fails now, not after training.
+    check_images_exist(f"reader registered as {name!r}", {"train": splits.train, "val": splits.val, "test": splits.test})
     digest = sha256_listings(splits.train, splits.val, splits.test)
     return RawDataset(splits.key, list(splits.classnames), splits.train, splits.val, splits.test, digest,
                       template=splits.template, cache_name=name)
