@@ -19,6 +19,7 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
 
 from mmlop.config import ConfigError, LossConfig, MethodConfig, PromptConfig, TeacherConfig  # noqa: E402
+from mmlop.errors import MmlopError  # noqa: E402
 from mmlop.data import (  # noqa: E402
     DATASETS,
     DatasetError,
@@ -58,6 +59,7 @@ __all__ = [
     "Items",
     "Classifier",
     "ConfigError",
+    "MmlopError",
     "LossConfig",
     "MMLoP",
     "MethodConfig",
