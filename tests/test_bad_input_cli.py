@@ -69,8 +69,8 @@ CLI_CASES = {
     "--set an unknown key": (["--set", "optim.speed=2"], "unknown option 'speed'"),
     "--name escaping --output-dir": (["--name", "../escaped"], "RunConfig.name='../escaped' is invalid"),
     "--name absolute": (["--name", "/tmp/x"], "RunConfig.name='/tmp/x' is invalid"),
-    "--precision unknown": (["--precision", "fp4"], "RunConfig.precision='fp4'"),
-    "--fewshot-source unknown": (["--fewshot-source", "magic"], "RunConfig.fewshot_source='magic'"),
+    "--set precision unknown": (["--set", "precision=fp4"], "RunConfig.precision='fp4'"),
+    "--set fewshot_source unknown": (["--set", "fewshot_source=magic"], "RunConfig.fewshot_source='magic'"),
 }
 
 
@@ -249,15 +249,29 @@ def test_a_run_that_failed_before_training_can_simply_be_run_again(colours, tmp_
     monkeypatch.undo()
     summary = Runner(cfg, base=base).run()  # no --resume needed: nothing had started
     assert summary["datasets"][str(colours)]["seeds"] == [1]
-    with pytest.raises(RunExistsError, match="pass --resume"):  # a finished one still needs it
+    before = tree_sha256(tmp_path)
+    assert Runner(cfg, base=base).run() == json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert tree_sha256(tmp_path) == before  # a finished run is shown, not run again
+
+
+def test_an_unfinished_run_needs_resume(colours, tmp_path, base):
+    cfg = _cfg([colours], tmp_path)
+    Runner(cfg, base=base)._prepare_folder()
+    seed = tmp_path / "run" / dataset_folder(str(colours)) / "seed1"
+    seed.mkdir(parents=True)
+    (seed / "checkpoint.safetensors").write_bytes(b"")  # training had begun
+    before = tree_sha256(tmp_path)
+    with pytest.raises(RunExistsError, match="holds this run unfinished; pass --resume"):
         Runner(cfg, base=base).run()
+    assert tree_sha256(tmp_path) == before
 
 
 def test_a_refused_resume_names_the_settings_that_differ(colours, tmp_path, base):
     Runner(_cfg([colours], tmp_path), base=base)._prepare_folder()
     before = tree_sha256(tmp_path)
     with pytest.raises(RunExistsError, match=r"optim.lr: 0.0025 in the run, 0.01 now.*shots: 2 in the run, 3 now"):
-        Runner(_cfg([colours], tmp_path, shots=3, **{"optim.lr": 0.01}), base=base, resume=True).run()
+        Runner(_cfg([colours], tmp_path, shots=3, **{"optim.lr": 0.01}), base=base, resume=True,
+               fixed_name=True).run()
     assert tree_sha256(tmp_path) == before
 
 

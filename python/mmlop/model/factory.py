@@ -92,7 +92,7 @@ def _resolve_config_name(name: str) -> str:
     ``hf-hub:org/repo`` name is kept (open_clip reads its config from the Hugging Face cache or the hub)."""
     if name.startswith(HF_HUB_PREFIX):
         if name.count("/") != 1 or not name[len(HF_HUB_PREFIX):].strip("/"):
-            raise ValueError(f"model {name!r}: expected hf-hub:<org>/<repo>")
+            raise ModelConfigError(f"model {name!r}: expected hf-hub:<org>/<repo>")
         return name
     path = Path(name)
     if name.endswith(".json"):
@@ -126,7 +126,7 @@ def model_config(arch: str) -> dict[str, Any] | None:
     try:
         return open_clip.get_model_config(arch)
     except Exception as e:  # huggingface_hub raises its own hierarchy (offline, missing file, no network)
-        raise ValueError(f"{arch}: cannot read open_clip_config.json ({type(e).__name__}: {e}); with "
+        raise ModelConfigError(f"{arch}: cannot read open_clip_config.json ({type(e).__name__}: {e}); with "
                          "HF_HUB_OFFLINE=1 the repository must be in the Hugging Face cache (HF_HUB_CACHE)") from None
 
 
@@ -210,7 +210,7 @@ def load_base(name: str, pretrained: str | None = None, *, device: str | torch.d
         except Exception as e:  # huggingface_hub's offline and missing-file errors have their own hierarchy
             if not hub:
                 raise
-            raise ValueError(f"{arch}: cannot load its weights ({type(e).__name__}: {e}); with HF_HUB_OFFLINE=1 "
+            raise ModelConfigError(f"{arch}: cannot load its weights ({type(e).__name__}: {e}); with HF_HUB_OFFLINE=1 "
                              "open_clip_model.safetensors must be in the Hugging Face cache") from None
         tokenizer = open_clip.get_tokenizer(arch, cache_dir=cache_dir) if hub else open_clip.get_tokenizer(arch)
         pre = open_clip.get_model_preprocess_cfg(model)
@@ -232,7 +232,7 @@ def _hub_weights(arch: str, cache_dir: str | None) -> str:
     try:
         return download_pretrained_from_hf(arch[len(HF_HUB_PREFIX):], cache_dir=cache_dir)
     except Exception as e:  # FileNotFoundError wrapping huggingface_hub's offline / missing-entry errors
-        raise ValueError(f"{arch}: no weights (open_clip_model.safetensors or open_clip_pytorch_model.bin) in the "
+        raise ModelConfigError(f"{arch}: no weights (open_clip_model.safetensors or open_clip_pytorch_model.bin) in the "
                          f"Hugging Face cache or on the hub ({e}); with HF_HUB_OFFLINE=1 the repository must be "
                          "cached under HF_HUB_CACHE") from None
 
