@@ -167,7 +167,7 @@ def test_presets_and_strict_overrides():
 
 def _prompts_of(run_root, dataset):
     run_dir = next(p for p in run_root.iterdir() if p.is_dir() and p.name != "feature_cache")
-    return load_file(run_dir / dataset.name / "seed1" / "prompts" / "prompts.safetensors")
+    return load_file(run_dir / dataset_folder(str(dataset)) / "seed1" / "prompts" / "prompts.safetensors")
 
 
 def test_run_with_the_feature_cache_equals_the_run_without_it(colour_dataset, tmp_path, tokenizer):
