@@ -146,3 +146,17 @@ def test_absolute_paths_stay_allowed_by_design(tmp_path):
     path.parent.mkdir()
     path.write_text(f"{img},0,x\n")
     assert load_dataset(str(path), "", num_shots=0).train.paths == [str(img)]
+
+
+def test_a_registered_reader_listing_a_missing_image_is_refused_up_front(tmp_path):
+    from mmlop.data import DatasetSplits, Items, register_dataset
+
+    write_image(str(tmp_path / "a.png"))
+
+    def reader(root):
+        return DatasetSplits("Listed", ["x"], Items.from_pairs(root, ["a.png"], [0]), Items.empty(root),
+                             Items.from_pairs(root, ["missing.png"], [0]))
+
+    register_dataset("bad_input_listed", reader)
+    with pytest.raises(DatasetError, match="reader registered as 'bad_input_listed': 1 listed image"):
+        load_dataset("bad_input_listed", str(tmp_path), num_shots=0)
