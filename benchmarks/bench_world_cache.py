@@ -36,8 +36,8 @@ def main() -> None:
     from mmlop.data.transforms import build_train_transform
     from mmlop.templates import get_templates
     from mmlop.training.config import OptimConfig
-    from mmlop.training.features import FrozenFeatures, view_lookup
-    from mmlop.training.loop import fit
+    from mmlop.training.frozen import FrozenFeatures, view_lookup
+    from mmlop.training.loop import FitCheckpoint, FitConfig, FitData, fit
 
     base = mmlop.load_base("mmlop-world")
     splits = mmlop.load_dataset(args.dataset, "", num_shots=16, seed=1, subsample="base")
@@ -58,14 +58,14 @@ def main() -> None:
         for r in range(args.rounds):
             for name in rows:
                 m = mmlop.MMLoP(base, PromptConfig(depth=3), generator=torch.Generator().manual_seed(1))
-                kw = {}
+                data = FitData(train, splits.classnames, g0)
                 if name == "cached_views":
                     table = FrozenFeatures(m, Path(tmp) / "cache").image_views(
                         train, keys, batch_size=250, device=torch.device("cpu"))  # warm: read from the store
-                    kw = {"frozen_image_fn": view_lookup(table), "view_keys": keys}
+                    data = FitData(train, splits.classnames, g0, frozen_image_fn=view_lookup(table), view_keys=keys)
                 t0 = time.perf_counter()
-                fit(m, train, None, splits.classnames, g0, optim=optim, loss=loss, seed=1,
-                    run_dir=Path(tmp) / f"{name}{r}", digest="b", progress=False, **kw)
+                fit(m, data, FitConfig(optim, loss, seed=1, progress=False),
+                    FitCheckpoint(Path(tmp) / f"{name}{r}", digest="b"))
                 rows[name].append((time.perf_counter() - t0) / steps)
     result = {k: round(min(v) * 1e3, 2) for k, v in rows.items()}
     out = {"benchmark": "world_cache", "dataset": args.dataset, "epochs": args.epochs, "views": args.views,

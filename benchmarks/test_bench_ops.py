@@ -100,8 +100,8 @@ def _prompt_factors(model: str):
     return p(L, T, R), p(L, R, sizes["d_t"]), p(L, R, sizes["d_v"])
 
 
-def _expand_triton(v_t, v_v, u, _u_again):
-    return ExpandPromptsFunction.apply(u, v_t, None, v_v, True)
+def _expand_triton(u, v_t, u_again, v_v):
+    return ExpandPromptsFunction.apply(u, v_t, u_again, v_v, True)
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -114,7 +114,7 @@ def test_prompt_expand(benchmark, model, impl, backward):
     w_v = torch.randn(L, T, MODELS[model]["d_v"], device=DEVICE)
 
     def step():
-        p_t, p_v = fn(v_t, v_v, u, u)
+        p_t, p_v = fn(u, v_t, u, v_v)
         if backward:
             torch.autograd.grad((p_t * w_t).sum() + (p_v * w_v).sum(), (u, v_t, v_v))
         _sync()

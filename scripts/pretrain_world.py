@@ -34,9 +34,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from mmlop.data.world.captions import FAMILY_PROMPTS, captions_for  # noqa: E402
-from mmlop.data.world.generator import FAMILIES, generate  # noqa: E402
-from mmlop.data.world.model import (  # noqa: E402
+from mmlop.world.captions import FAMILY_PROMPTS, captions_for  # noqa: E402
+from mmlop.world.generator import FAMILIES, generate  # noqa: E402
+from mmlop.world.model import (  # noqa: E402
     ASSETS_DIR,
     MODEL_CFG,
     PREPROCESS,
@@ -47,7 +47,7 @@ from mmlop.data.world.model import (  # noqa: E402
     to_tensor,
     world_tokenizer,
 )
-from mmlop.data.world.zeroshot import zeroshot_accuracies  # noqa: E402
+from mmlop.world.zeroshot import zeroshot_accuracies  # noqa: E402
 
 IMAGE_SEED = 1  # training image stream
 CAPTION_SEED = 2  # training caption stream

@@ -23,9 +23,9 @@ import open_clip  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from mmlop.data.world.model import build_world_clip, load_world_clip, world_tokenizer  # noqa: E402
-from mmlop.data.world.suite import SUITE  # noqa: E402
-from mmlop.data.world.zeroshot import suite_zeroshot  # noqa: E402
+from mmlop.world.model import build_world_clip, load_world_clip, world_tokenizer  # noqa: E402
+from mmlop.world.suite import SUITE  # noqa: E402
+from mmlop.world.zeroshot import suite_zeroshot  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

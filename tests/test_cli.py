@@ -44,7 +44,7 @@ def test_the_choice_tables_match_the_presets_and_import_no_torch():
 
     import mmlop.names as names
     from mmlop.config import ConfigError
-    from mmlop.data.fewshot_cache import FEWSHOT_SOURCES
+    from mmlop.data.fewshot_splits import FEWSHOT_SOURCES
     from mmlop.training import all_presets
     from mmlop.training.presets import method_preset
 

@@ -5,7 +5,7 @@ from PIL import Image
 
 from mmlop.config import PromptConfig
 from mmlop.inference import Classifier, predict
-from mmlop.losses import uniform_drift_correction
+from mmlop.ops.drift_logits import uniform_drift_correction
 from mmlop.model import MMLoP
 from mmlop.model.io import save_prompts
 from mmlop.model.teacher import frozen_text_features

@@ -9,45 +9,88 @@ Quick use::
     model = mmlop.MMLoP(base)                                    # 11,556 trainable parameters
     clf = mmlop.Classifier.from_pretrained("runs/pets/prompts", base, ["cat", "dog"])
     clf.predict(images)
+
+Importing the package stays light: the configs and errors are loaded at once, every other name (and with it
+torch, open_clip and the training package) on first access, and the built-in world registers its base and
+datasets on the first lookup of their names.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _pkg_version
+from __future__ import annotations
 
-try:
-    __version__ = _pkg_version("mmlop")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+source"
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
-from mmlop.config import ConfigError, LossConfig, MethodConfig, PromptConfig, TeacherConfig  # noqa: E402
-from mmlop.errors import MmlopError  # noqa: E402
-from mmlop.data import (  # noqa: E402
-    DATASETS,
+from mmlop.config import LossConfig, MethodConfig, PromptConfig, TeacherConfig
+from mmlop.errors import (
+    ConfigError,
     DatasetError,
-    DatasetSplits,
-    ImageDataset,
-    Items,
-    load_dataset,
-    register_dataset,
-)
-from mmlop.inference import Classifier, predict  # noqa: E402
-from mmlop.losses import logit_kl, mmlop_loss, uniform_drift_correction  # noqa: E402
-from mmlop.model import (  # noqa: E402
-    BaseCLIP,
-    MMLoP,
+    MmlopError,
+    PromptMismatchError,
     QuickGeluMismatchError,
+    StoreError,
     UnsupportedModelError,
-    base_from_model,
-    load_base,
 )
-from mmlop.model.io import PromptMismatchError, load_prompts, save_prompts  # noqa: E402
-from mmlop.model.teacher import frozen_text_features  # noqa: E402
+from mmlop.version import __version__
 
-# `mmlop.train` is the function; the training machinery lives in the `mmlop.training` subpackage.
-from mmlop.training import RunConfig, build_config, train  # noqa: E402
+#: Public name -> the module that defines it; resolved on first access by ``__getattr__``.
+_LAZY = {
+    "DATASETS": "mmlop.data.catalog",
+    "DatasetSplits": "mmlop.data.splits",
+    "ImageDataset": "mmlop.data.image",
+    "Items": "mmlop.data.items",
+    "load_dataset": "mmlop.data.loading",
+    "register_dataset": "mmlop.data.catalog",
+    "Classifier": "mmlop.inference",
+    "predict": "mmlop.inference",
+    "logit_kl": "mmlop.losses",
+    "mmlop_loss": "mmlop.losses",
+    "uniform_drift_correction": "mmlop.ops.drift_logits",
+    "BaseCLIP": "mmlop.model.factory",
+    "base_from_model": "mmlop.model.factory",
+    "load_base": "mmlop.model.factory",
+    "MMLoP": "mmlop.model.prompted",
+    "load_prompts": "mmlop.model.io",
+    "save_prompts": "mmlop.model.io",
+    "frozen_text_features": "mmlop.model.teacher",
+    # `mmlop.train` is the function; the training machinery lives in the `mmlop.training` subpackage.
+    "RunConfig": "mmlop.training.config",
+    "build_config": "mmlop.training",
+    "train": "mmlop.training",
+}
 
-from mmlop import builtin as _builtin  # noqa: E402
+if TYPE_CHECKING:  # static tools see the names eagerly
+    from mmlop.data.catalog import DATASETS, register_dataset
+    from mmlop.data.image import ImageDataset
+    from mmlop.data.items import Items
+    from mmlop.data.loading import load_dataset
+    from mmlop.data.splits import DatasetSplits
+    from mmlop.inference import Classifier, predict
+    from mmlop.losses import logit_kl, mmlop_loss
+    from mmlop.model.factory import BaseCLIP, base_from_model, load_base
+    from mmlop.model.io import load_prompts, save_prompts
+    from mmlop.model.prompted import MMLoP
+    from mmlop.model.teacher import frozen_text_features
+    from mmlop.ops.drift_logits import uniform_drift_correction
+    from mmlop.training import build_config, train
+    from mmlop.training.config import RunConfig
 
-_builtin.register()
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f"{__name__}.{name}")  # `mmlop.training` etc. without importing them first
+    else:
+        raise AttributeError(f"module 'mmlop' has no attribute {name!r}")
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__",
@@ -63,10 +106,12 @@ __all__ = [
     "LossConfig",
     "MMLoP",
     "MethodConfig",
+    "MmlopError",
     "PromptConfig",
     "PromptMismatchError",
     "QuickGeluMismatchError",
     "RunConfig",
+    "StoreError",
     "TeacherConfig",
     "UnsupportedModelError",
     "base_from_model",

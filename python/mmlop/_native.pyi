@@ -13,8 +13,7 @@ __version__: str
 
 # ---- index (rust/python/src/index.rs; owner: data layer) -------------------------------------------
 
-class DatasetError(MmlopError, ValueError):
-    """A dataset is missing, malformed or inconsistent; the message names the file and what was expected."""
+from mmlop.errors import DatasetError as DatasetError  # raised by the index functions; defined in Python
 
 def list_class_dirs(root: str | os.PathLike[str]) -> list[str]:
     """Sorted names of the non-hidden sub-directories of ``root``. Raises DatasetError if it is missing."""
@@ -63,11 +62,7 @@ def lookup_paths(
 # ---- store ----
 
 
-class StoreError(MmlopError, Exception):
-    """A feature store file is missing, corrupt, truncated, or holds other rows than expected.
-
-    The message names the file.
-    """
+from mmlop.errors import StoreError as StoreError  # raised by the store; defined in Python
 
 class Store:
     """A read-only, memory-mapped feature store file."""

@@ -23,11 +23,11 @@ from mmlop.errors import MmlopError
 
 def _widths(model: str) -> dict[str, Any]:
     """Tower widths and depths of an architecture, from its open_clip config (no weights are built)."""
-    from mmlop.model.factory import _BUILTIN_BASES, _resolve_config_name, load_base, model_config
+    from mmlop.model.factory import load_base, model_config, registered_base, resolve_config_name
 
-    if model in _BUILTIN_BASES:
+    if registered_base(model) is not None:
         return load_base(model).describe()
-    arch = _resolve_config_name(model)
+    arch = resolve_config_name(model)
     cfg = model_config(arch)
     v, t = cfg["vision_cfg"], cfg["text_cfg"]
     if "hf_model_name" in t or "timm_model_name" in v:
@@ -51,7 +51,7 @@ def _variants(config: PromptConfig) -> dict[str, PromptConfig]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from mmlop import __version__
+    from mmlop.version import __version__
 
     config = PromptConfig.from_json_file(args.config) if args.config else PromptConfig()
     overrides = {k: getattr(args, k) for k in ("length", "rank", "depth") if getattr(args, k) is not None}
@@ -171,28 +171,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from mmlop.data import ImageDataset, load_dataset
-    from mmlop.data.transforms import build_test_transform
-    from mmlop.model.io import load_prompts, read_prompt_config
-    from mmlop.training.evaluate import accuracy
+    from mmlop.data.loading import load_dataset
+    from mmlop.model.factory import load_base
+    from mmlop.model.io import load_prompts, read_prompt_config, saved_method
+    from mmlop.training.evaluate import EvalConfig, evaluate_split
     from mmlop.training.runner import resolve_device
 
     meta = read_prompt_config(args.prompts)
     device = resolve_device(args.device)
-    from mmlop.model.factory import load_base
-
     model_name = args.model or meta["base"]["model"]
     pretrained = args.pretrained if args.pretrained is not None else meta["base"]["pretrained"]
     base = load_base(model_name, pretrained, device=device)
     model = load_prompts(args.prompts, base)
+    # The settings the prompts were trained and evaluated with, so that this scores what training-time
+    # evaluation scored: the teacher templates, drift correction at test time, and the precision.
+    method = saved_method(args.prompts)
+    config = EvalConfig(udc=method.loss.udc_at_test and not args.no_udc, teacher=method.teacher,
+                        precision=args.precision or (meta.get("extra") or {}).get("precision", "fp32"),
+                        batch_size=args.test_batch_size, max_per_class=args.max_test_per_class,
+                        progress=not args.quiet)
     rows = []
     for name in args.datasets:
         splits = load_dataset(name, args.root or "", num_shots=0, seed=1, subsample=args.subsample)
-        ds = ImageDataset(splits.test, build_test_transform(base.image_size, base.mean, base.std))
-        template = splits.template if model.config.text_depth == 0 else None
-        res = accuracy(model, ds, [int(y) for y in splits.test.labels], splits.classnames, udc=not args.no_udc,
-                       zero_shot_template=template, batch_size=args.test_batch_size, device=device,
-                       max_per_class=args.max_test_per_class, progress=not args.quiet)
+        res = evaluate_split(model, splits, config, device)
         rows.append({"dataset": name, "subsample": args.subsample, "classes": len(splits.classnames), **res})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -349,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda")
     ev.add_argument("--test-batch-size", type=int, default=100, help="evaluation batch size")
     ev.add_argument("--max-test-per-class", type=int, default=0, help="at most N test images per class")
-    ev.add_argument("--no-udc", action="store_true", help="disable drift correction at test time")
+    ev.add_argument("--no-udc", action="store_true",
+                    help="disable drift correction at test time (default: as the prompts were trained)")
+    ev.add_argument("--precision", help="fp32, amp_bf16 or amp_fp16 (default: as the prompts were trained)")
     ev.add_argument("--json", action="store_true", help="machine-readable output")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)

@@ -22,13 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from mmlop.errors import MmlopError
+from mmlop.errors import ConfigError
 
 T = TypeVar("T")
-
-
-class ConfigError(MmlopError, ValueError):
-    """A configuration value is invalid; the message names the field and what is allowed."""
 
 
 _TRUE = ("true", "1", "yes", "on")
@@ -173,7 +169,12 @@ def parse_value(cls: type, name: str, value: Any, *, source: str = "config") -> 
         raise ConfigError(f"{source}: {cls.__name__}.{name}={value!r} is invalid: expected {_describe(tp)}") from None
 
 
-def _check(cond: bool, owner: str, name: str, value: Any, expected: str) -> None:
+def check_field(cond: bool, owner: str, name: str, value: Any, expected: str) -> None:
+    """Raise a :class:`ConfigError` naming ``owner.name``, its value and what is allowed, unless ``cond`` holds.
+
+    Raises:
+        ConfigError: when ``cond`` is false.
+    """
     if not cond:
         raise ConfigError(f"{owner}.{name}={value!r} is invalid: expected {expected}")
 
@@ -201,7 +202,9 @@ def config_from_dict(cls: type[T], data: dict[str, Any], *, source: str = "confi
     return cls(**typed)  # type: ignore[call-arg]
 
 
-class _JsonMixin:
+class JsonConfigMixin:
+    """``to_dict``/JSON round trips shared by every config dataclass."""
+
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict (JSON-serialisable)."""
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -245,7 +248,7 @@ def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class PromptConfig(_JsonMixin):
+class PromptConfig(JsonConfigMixin):
     """Deep multi-modal prompts (method.md §2-3).
 
     Attributes:
@@ -274,28 +277,28 @@ class PromptConfig(_JsonMixin):
 
     def __post_init__(self) -> None:
         o = "PromptConfig"
-        _check(isinstance(self.length, int) and self.length >= 1, o, "length", self.length, "an integer >= 1")
-        _check(self.vision_length is None or (isinstance(self.vision_length, int) and self.vision_length >= 1),
-               o, "vision_length", self.vision_length, "None or an integer >= 1")
-        _check(self.rank is None or (isinstance(self.rank, int) and self.rank >= 1), o, "rank", self.rank,
-               "None (full rank) or an integer >= 1")
-        _check(isinstance(self.depth, int) and self.depth >= 0, o, "depth", self.depth, "an integer >= 0")
-        _check(self.vision_depth is None or (isinstance(self.vision_depth, int) and self.vision_depth >= 0),
-               o, "vision_depth", self.vision_depth, "None or an integer >= 0")
-        _check(isinstance(self.init_std, (int, float)) and self.init_std > 0 and math.isfinite(self.init_std),
-               o, "init_std", self.init_std, "a finite number > 0")
-        _check(isinstance(self.class_template, str) and self.class_template.count("{}") == 1, o,
-               "class_template", self.class_template, "a string with exactly one '{}' for the class name")
+        check_field(isinstance(self.length, int) and self.length >= 1, o, "length", self.length, "an integer >= 1")
+        check_field(self.vision_length is None or (isinstance(self.vision_length, int) and self.vision_length >= 1),
+                    o, "vision_length", self.vision_length, "None or an integer >= 1")
+        check_field(self.rank is None or (isinstance(self.rank, int) and self.rank >= 1), o, "rank", self.rank,
+                    "None (full rank) or an integer >= 1")
+        check_field(isinstance(self.depth, int) and self.depth >= 0, o, "depth", self.depth, "an integer >= 0")
+        check_field(self.vision_depth is None or (isinstance(self.vision_depth, int) and self.vision_depth >= 0),
+                    o, "vision_depth", self.vision_depth, "None or an integer >= 0")
+        check_field(isinstance(self.init_std, (int, float)) and self.init_std > 0 and math.isfinite(self.init_std),
+                    o, "init_std", self.init_std, "a finite number > 0")
+        check_field(isinstance(self.class_template, str) and self.class_template.count("{}") == 1, o,
+                    "class_template", self.class_template, "a string with exactly one '{}' for the class name")
         if self.shared_up and self.rank is not None and self.text_depth > 0 and self.vis_depth > 0:
-            _check(self.length == self.vis_length, o, "vision_length", self.vision_length,
-                   f"equal to length={self.length} when shared_up=True (U is shared, so T = V)")
-            _check(self.text_depth == self.vis_depth, o, "vision_depth", self.vision_depth,
-                   f"equal to depth={self.depth} when shared_up=True")
+            check_field(self.length == self.vis_length, o, "vision_length", self.vision_length,
+                        f"equal to length={self.length} when shared_up=True (U is shared, so T = V)")
+            check_field(self.text_depth == self.vis_depth, o, "vision_depth", self.vision_depth,
+                        f"equal to depth={self.depth} when shared_up=True")
         if self.ctx_init is not None:
-            _check(self.rank is None, o, "ctx_init", self.ctx_init,
-                   "None unless rank=None (only full-rank text prompts can start from word embeddings)")
-            _check(len(self.ctx_init.split()) == self.length, o, "ctx_init", self.ctx_init,
-                   f"a phrase of exactly length={self.length} words")
+            check_field(self.rank is None, o, "ctx_init", self.ctx_init,
+                        "None unless rank=None (only full-rank text prompts can start from word embeddings)")
+            check_field(len(self.ctx_init.split()) == self.length, o, "ctx_init", self.ctx_init,
+                        f"a phrase of exactly length={self.length} words")
 
     # Resolved values -------------------------------------------------------------------------------------
     @property
@@ -357,7 +360,7 @@ KlMode = Literal["symmetric", "zs_to_prompted", "prompted_to_zs", "none"]
 
 
 @dataclass(frozen=True)
-class LossConfig(_JsonMixin):
+class LossConfig(JsonConfigMixin):
     """The MMLoP objective (method.md §5-6): CE + λ1·L1(text) + λ2·L1(image) + λ3·KL, with drift correction.
 
     Attributes:
@@ -388,16 +391,16 @@ class LossConfig(_JsonMixin):
         o = "LossConfig"
         for name in ("lambda_text", "lambda_image", "lambda_logits"):
             val = getattr(self, name)
-            _check(isinstance(val, (int, float)) and val >= 0 and math.isfinite(val), o, name, val,
-                   "a finite number >= 0")
-        _check(self.kl_mode in ("symmetric", "zs_to_prompted", "prompted_to_zs", "none"), o, "kl_mode",
-               self.kl_mode, "one of symmetric, zs_to_prompted, prompted_to_zs, none")
-        _check(self.kl_reduction in ("numel", "batchmean"), o, "kl_reduction", self.kl_reduction,
-               "numel or batchmean")
-        _check(self.l1_reduction in ("mean", "sum_rows_mean"), o, "l1_reduction", self.l1_reduction,
-               "mean or sum_rows_mean")
-        _check(isinstance(self.kl_temperature, (int, float)) and self.kl_temperature > 0, o, "kl_temperature",
-               self.kl_temperature, "a number > 0")
+            check_field(isinstance(val, (int, float)) and val >= 0 and math.isfinite(val), o, name, val,
+                        "a finite number >= 0")
+        check_field(self.kl_mode in ("symmetric", "zs_to_prompted", "prompted_to_zs", "none"), o, "kl_mode",
+                    self.kl_mode, "one of symmetric, zs_to_prompted, prompted_to_zs, none")
+        check_field(self.kl_reduction in ("numel", "batchmean"), o, "kl_reduction", self.kl_reduction,
+                    "numel or batchmean")
+        check_field(self.l1_reduction in ("mean", "sum_rows_mean"), o, "l1_reduction", self.l1_reduction,
+                    "mean or sum_rows_mean")
+        check_field(isinstance(self.kl_temperature, (int, float)) and self.kl_temperature > 0, o, "kl_temperature",
+                    self.kl_temperature, "a number > 0")
 
     @classmethod
     def ce_only(cls, udc: bool = False) -> "LossConfig":
@@ -406,7 +409,7 @@ class LossConfig(_JsonMixin):
 
 
 @dataclass(frozen=True)
-class TeacherConfig(_JsonMixin):
+class TeacherConfig(JsonConfigMixin):
     """Frozen zero-shot text features g^0 (method.md §4).
 
     Attributes:
@@ -419,11 +422,11 @@ class TeacherConfig(_JsonMixin):
     average: Literal["raw", "normalized"] = "raw"
 
     def __post_init__(self) -> None:
-        _check(self.average in ("raw", "normalized"), "TeacherConfig", "average", self.average, "raw or normalized")
+        check_field(self.average in ("raw", "normalized"), "TeacherConfig", "average", self.average, "raw or normalized")
 
 
 @dataclass(frozen=True)
-class MethodConfig(_JsonMixin):
+class MethodConfig(JsonConfigMixin):
     """Everything that defines a method variant: prompts, loss and the frozen teacher."""
 
     prompt: PromptConfig = field(default_factory=PromptConfig)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from mmlop._io import atomic_write_bytes, atomic_write_json
+from mmlop.errors import ExportError
 from mmlop.inference import Classifier
 from mmlop.model import towers
 
@@ -27,10 +28,6 @@ METADATA_FILE = "model.json"
 FORMAT = "mmlop-export/1"
 #: ONNX opset: 17 has LayerNormalization as one op; onnxruntime >= 1.13 runs it.
 DEFAULT_OPSET = 17
-
-
-class ExportError(ValueError):
-    """An export that cannot be written: unknown format, existing files, or a missing optional dependency."""
 
 
 class ExportedClassifier(nn.Module):
@@ -107,7 +104,7 @@ def _transform_steps(transform: Any) -> list[dict[str, Any]]:
 def export_metadata(classifier: Classifier, fmt: str, *, prompts: str | None = None,
                     opset: int | None = None) -> dict[str, Any]:
     """What a caller needs to use the exported file: input, outputs, preprocessing, classes, provenance."""
-    from mmlop import __version__
+    from mmlop.version import __version__
 
     base = classifier.model.base_info
     size = base.image_size

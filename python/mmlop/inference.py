@@ -12,22 +12,18 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from open_clip.transform import image_transform
 from PIL import Image
 from torch import Tensor
 
 from mmlop.config import TeacherConfig
-from mmlop.errors import MmlopError
-from mmlop.losses import uniform_drift_correction
+from mmlop.data.transforms import build_test_transform
+from mmlop.errors import InputError
 from mmlop.model.factory import BaseCLIP
 from mmlop.model.io import load_prompts
 from mmlop.model.prompted import MMLoP
 from mmlop.model.teacher import frozen_text_features
+from mmlop.ops.drift_logits import uniform_drift_correction
 from mmlop.templates import get_templates
-
-
-class InputError(MmlopError, ValueError):
-    """A value given to the inference API has the wrong type or content; the message says what was expected."""
 
 
 def check_classnames(classnames: Sequence[str]) -> list[str]:
@@ -93,7 +89,7 @@ class Classifier:
                     self.text = F.normalize(g, dim=-1)
         self.logit_scale = model.logit_scale
         base = model.base_info
-        self._preprocess = image_transform(base.image_size, is_train=False, mean=base.mean, std=base.std)
+        self._preprocess = build_test_transform(base.image_size, base.mean, base.std)
 
     @classmethod
     def from_pretrained(cls, prompts_path: str | Path, base: BaseCLIP, classnames: Sequence[str],

@@ -1,12 +1,11 @@
-"""The MMLoP objective (method.md §5-6): uniform drift correction, the self-regulating consistency loss and the
-cross-entropy on drift-corrected features.
+"""The MMLoP objective (method.md §6): the self-regulating consistency loss and the cross-entropy on drift-corrected
+features. Drift correction itself (method.md §5) lives in :mod:`mmlop.ops.drift_logits` only.
 
 All functions take L2-normalised features unless stated; the reductions are those the weights 25/10/1 assume.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -15,29 +14,6 @@ from torch import Tensor
 
 from mmlop.config import LossConfig
 from mmlop.ops.drift_logits import DriftLogits
-
-
-def uniform_drift_correction(text: Tensor, frozen_text: Tensor, eps: float = 1e-12) -> Tensor:
-    """Remove the drift shared by all classes from prompted text features (UDC).
-
-    ``r_k = g_k - g0_k``, ``r_bar = mean_k r_k``, ``g_hat_k = normalize(g_k - r_bar)``. The mean runs over the class
-    set given, so results depend on which classes are scored together. With one class, ``g_hat = g0``.
-
-    Args:
-        text: (C, D) prompted text features (normalised inside).
-        frozen_text: (C, D) frozen zero-shot text features of the same classes (normalised inside).
-
-    Returns:
-        (C, D) corrected, unit-norm features; gradients flow through the mean.
-    """
-    if text.shape != frozen_text.shape:
-        raise ValueError(f"text features {tuple(text.shape)} and frozen text features {tuple(frozen_text.shape)} "
-                         "must have the same (C, D) shape")
-    if text.shape[0] < 2:
-        warnings.warn("drift correction over fewer than 2 classes cancels the text prompts entirely", stacklevel=2)
-    g = F.normalize(text, dim=-1, eps=eps)
-    g0 = F.normalize(frozen_text, dim=-1, eps=eps)
-    return F.normalize(g - (g - g0).mean(dim=0, keepdim=True), dim=-1, eps=eps)
 
 
 def l1_anchor(features: Tensor, frozen: Tensor, reduction: str = "mean") -> Tensor:

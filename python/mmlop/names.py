@@ -16,5 +16,5 @@ PRESETS = ("world", "b2n", "fewshot", "xd", "dg")
 METHODS = ("mmlop", "ivlp", "lora", "scl", "udc", "mmlop-kl1", "coop", "coop16", "zeroshot")
 #: ``RunConfig.precision`` values.
 PRECISIONS = ("fp32", "amp_bf16", "amp_fp16")
-#: ``RunConfig.fewshot_source`` values (``data.fewshot_cache.FEWSHOT_SOURCES``).
+#: ``RunConfig.fewshot_source`` values (``data.fewshot_splits.FEWSHOT_SOURCES``).
 FEWSHOT_SOURCES = ("auto", "reference_pickle", "own", "resample")

@@ -16,16 +16,13 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from mmlop._io import atomic_write_bytes
+from mmlop.errors import PredictError
 
 #: Suffixes picked up when a folder is walked (lower case). A file named explicitly may have any suffix.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 #: The formats :func:`write_predictions` writes, by output suffix.
 OUTPUT_SUFFIXES = (".csv", ".json")
 FORMAT = "mmlop-predictions/1"
-
-
-class PredictError(ValueError):
-    """Bad input to prediction: a missing or unreadable image, a bad class list, or an unusable output path."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +163,7 @@ def load_classifier(prompts: str | Path, classnames: Sequence[str], *, device: s
     """
     from mmlop.inference import Classifier
     from mmlop.model.factory import load_base
-    from mmlop.model.io import CONFIG_FILE, load_prompts, read_prompt_config
+    from mmlop.model.io import CONFIG_FILE, load_prompts, read_prompt_config, saved_method
     from mmlop.training.runner import resolve_device
 
     folder = Path(prompts)
@@ -179,7 +176,8 @@ def load_classifier(prompts: str | Path, classnames: Sequence[str], *, device: s
     dev = resolve_device(device)
     base = load_base(model or meta["base"]["model"],
                      pretrained if pretrained is not None else meta["base"]["pretrained"], device=dev)
-    return Classifier(load_prompts(folder, base), classnames, udc=udc)
+    # The teacher the prompts were trained with: drift correction needs the same frozen g0 (as `mmlop eval`).
+    return Classifier(load_prompts(folder, base), classnames, udc=udc, teacher=saved_method(folder).teacher)
 
 
 def _progress(total: int, enabled: bool):
@@ -268,7 +266,7 @@ def predictions_csv(predictions: Sequence[Prediction]) -> str:
 def predictions_json(predictions: Sequence[Prediction], *, classnames: Sequence[str],
                      prompts: str | None = None) -> str:
     """JSON text: the class list, the prompts used and, per image, its top-k classes and probabilities."""
-    from mmlop import __version__
+    from mmlop.version import __version__
 
     obj = {"format": FORMAT, "mmlop_version": __version__, "prompts": prompts, "classes": list(classnames),
            "predictions": [{"path": p.path, "top": [{"class": c, "probability": q}

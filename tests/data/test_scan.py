@@ -10,7 +10,7 @@ import pytest
 
 from mmlop import _native
 from mmlop.data import DatasetError
-from mmlop.data.scan import index_cache_dir, scan_class_folders
+from mmlop.data.scan import listing_cache_dir, scan_class_folders
 
 
 def _tree(root, files):
@@ -86,12 +86,12 @@ def test_unwritable_cache_warns_and_still_scans(tmp_path, monkeypatch):
 def test_cache_off_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("MMLOP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MMLOP_INDEX_CACHE", "off")
-    assert index_cache_dir() is None
+    assert listing_cache_dir() is None
     root = _tree(tmp_path / "data", ["a/1.jpg"])
     assert scan_class_folders(root)[1] == b"a/1.jpg"
     assert not (tmp_path / "home").exists()
     monkeypatch.delenv("MMLOP_INDEX_CACHE")
-    assert index_cache_dir() == str(tmp_path / "home" / "index")
+    assert listing_cache_dir() == str(tmp_path / "home" / "index")
 
 
 def test_missing_folders_and_bad_window_are_clear_errors(tmp_path, monkeypatch):

@@ -21,7 +21,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from mmlop.model import QuickGeluMismatchError, load_base
-from mmlop.model.checkpoints import CheckpointError, is_torchscript_archive, read_torchscript_tensors
+from mmlop.errors import WeightsFileError
+from mmlop.model.checkpoints import is_torchscript_archive, read_torchscript_tensors
 
 # Widths are multiples of 64: OpenAI's layout has no head count, so open_clip infers heads = width / 64.
 TINY_OPENAI = {"embed_dim": 32, "quick_gelu": True,
@@ -124,9 +125,9 @@ def test_an_unknown_name_takes_the_architecture_from_the_archive(openai_archive)
 
 def test_a_mismatched_architecture_or_activation_is_refused(openai_archive, tmp_path):
     path, _ = openai_archive
-    with pytest.raises(CheckpointError, match=r"vision_cfg.width 768 \(config\) vs 64 \(checkpoint\)"):
+    with pytest.raises(WeightsFileError, match=r"vision_cfg.width 768 \(config\) vs 64 \(checkpoint\)"):
         load_base("ViT-B-16", str(path))
-    with pytest.raises(CheckpointError, match=r"text_cfg.layers 3 \(config\) vs 2"):
+    with pytest.raises(WeightsFileError, match=r"text_cfg.layers 3 \(config\) vs 2"):
         load_base(_config_file(tmp_path, text_cfg__layers=3), str(path))
     with pytest.raises(QuickGeluMismatchError, match="QuickGELU"):
         load_base(_config_file(tmp_path), str(path), force_quick_gelu=False)
@@ -143,12 +144,12 @@ def test_an_archive_naming_other_code_is_refused_before_anything_runs(tmp_path):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("evil/data.pkl", pickle.dumps(Evil(), protocol=2))
         z.writestr("evil/code/__torch__.py", "")
-    with pytest.raises(CheckpointError, match=r"global (posix|os)\.system is not allowed"):
+    with pytest.raises(WeightsFileError, match=r"global (posix|os)\.system is not allowed"):
         read_torchscript_tensors(path)
     assert not marker.exists()
     plain = tmp_path / "plain.pt"
     torch.save({"w": torch.zeros(1)}, plain)  # a torch.save zip has no code/: not a TorchScript archive
-    with pytest.raises(CheckpointError, match="not a TorchScript archive"):
+    with pytest.raises(WeightsFileError, match="not a TorchScript archive"):
         read_torchscript_tensors(plain)
 
 

@@ -26,7 +26,8 @@ from mmlop.model import MMLoP
 from mmlop.model.io import load_prompts, save_prompts
 from mmlop.model.teacher import frozen_text_features
 from mmlop.training.loop import TrainStep
-from mmlop.training.presets import method_preset, with_depth
+from mmlop.training.config import RunConfig, apply_overrides
+from mmlop.training.presets import method_preset
 
 CLASSES = ["cat", "dog", "bird", "red car"]
 TEMPLATES = ["a photo of a {}.", "a drawing of a {}."]
@@ -48,7 +49,10 @@ def _preset(name: str, depth: int | None = 2) -> MethodConfig:
     """A preset's method, at a depth the 3-block tiny towers can hold (the presets' own depth is 9)."""
     method, overrides = method_preset(name)
     depth = overrides.get("method.prompt.depth", depth)
-    return with_depth(method, depth) if depth is not None and depth != method.prompt.depth else method
+    if depth is None or depth == method.prompt.depth:
+        return method
+    # The override a run applies (RunConfig's dotted method.prompt.depth), so the contract covers what runs.
+    return apply_overrides(RunConfig(method=method), {"method.prompt.depth": depth}).method
 
 
 VARIANTS = [

@@ -43,7 +43,7 @@ def test_load_base_from_a_custom_json_config(tmp_path):
 def test_bad_model_names_are_explained(tmp_path):
     with pytest.raises(ValueError, match="unknown model 'ViT-Q-99'"):
         load_base("ViT-Q-99")
-    with pytest.raises(FileNotFoundError, match="missing.json does not exist"):
+    with pytest.raises(FileNotFoundError, match="missing.json: file not found; expected an open_clip model JSON"):
         load_base(str(tmp_path / "missing.json"))
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"embed_dim": 8}))

@@ -6,7 +6,7 @@ import torch
 
 from mmlop.config import LossConfig, PromptConfig
 from mmlop.model import MMLoP, base_from_model
-from mmlop.model.prompts import PromptFactors
+from mmlop.model.factors import PromptFactors
 from mmlop.model.teacher import frozen_text_features
 from mmlop.training.loop import TrainStep
 from tolerances import assert_close_rel

@@ -169,3 +169,14 @@ def test_bad_shapes_raise_with_names(shapes, match):
             fn(*tensors, 100.0)
     with pytest.raises(ValueError, match="logit_scale"):
         drift_corrected_logits(torch.zeros(2, 3), torch.zeros(4, 3), torch.zeros(4, 3), torch.ones(2))
+
+
+def test_uniform_drift_correction_is_exactly_the_ops_text_output():
+    """The classifier's text-only correction and the op's ghat are one rule (the same reference code)."""
+    from mmlop.ops.drift_logits import uniform_drift_correction
+
+    image, text, frozen = features(3, 7, 16, torch.float32)
+    assert torch.equal(uniform_drift_correction(text, frozen),
+                       drift_corrected_logits_reference(image, text, frozen, 10.0).text)
+    with pytest.warns(UserWarning, match="fewer than 2 classes"):
+        torch.testing.assert_close(uniform_drift_correction(text[:1], frozen[:1]), F.normalize(frozen[:1], dim=-1))

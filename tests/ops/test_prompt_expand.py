@@ -142,7 +142,7 @@ def test_full_rank_and_absent_modalities_pass_through():
     args = make("full", 3, 4, 2, 1, 1, 16, 24, torch.float32)
     p_t, p_v = expand_prompts(**args)
     assert p_t is args["v_text"] and p_v is args["v_vision"]
-    p_t, p_v = expand_prompts(args["v_text"], None)
+    p_t, p_v = expand_prompts(None, args["v_text"])
     assert p_t is args["v_text"] and p_v is None
     assert expand_prompts(None, None) == (None, None)
 

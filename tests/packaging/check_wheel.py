@@ -13,7 +13,8 @@ import venv
 import zipfile
 from pathlib import Path
 
-REQUIRED_PREFIXES = ("mmlop/kernels/", "mmlop/ops/", "mmlop/_native", "mmlop/reference_results.json")
+REQUIRED_PREFIXES = ("mmlop/kernels/", "mmlop/ops/", "mmlop/_native", "mmlop/reference_results.json", "mmlop/world/",
+                     "mmlop/py.typed")
 
 
 def main(wheel: str) -> None:

@@ -20,7 +20,7 @@ from mmlop.model import MMLoP, base_from_model  # noqa: E402
 from mmlop.model.teacher import frozen_text_features  # noqa: E402
 from mmlop.training.config import OptimConfig  # noqa: E402
 from mmlop.training.distributed import DistInfo  # noqa: E402
-from mmlop.training.loop import fit  # noqa: E402
+from mmlop.training.loop import FitCheckpoint, FitConfig, FitData, fit  # noqa: E402
 
 CLASSES = ["cat", "dog", "bird", "fish"]
 
@@ -56,9 +56,9 @@ def run_fit(run_dir: Path, epochs: int, *, resume: bool = False, dist_info: Dist
     model = make_model()
     g0 = frozen_text_features(model, CLASSES, ["a photo of a {}.", "a {}."])
     ds = AugmentedImages()
-    fit(model, ds, ds.labels, CLASSES, g0, optim=OptimConfig(epochs=epochs, batch_size=batch_size, lr=lr),
-        loss=LossConfig(), seed=3, run_dir=run_dir, digest="test", resume=resume, dist_info=dist_info,
-        progress=False)
+    fit(model, FitData(ds, CLASSES, g0),
+        FitConfig(OptimConfig(epochs=epochs, batch_size=batch_size, lr=lr), LossConfig(), seed=3, progress=False),
+        FitCheckpoint(run_dir, digest="test", resume=resume), dist_info=dist_info)
     return model
 
 

@@ -15,7 +15,8 @@ from fit_worker import CLASSES, AugmentedImages, make_model
 from mmlop.config import LossConfig
 from mmlop.model.teacher import frozen_text_features
 from mmlop.ops import drift_logits, prompt_expand
-from mmlop.training.evaluate import accuracy
+from mmlop.training import evaluate
+from mmlop.training.evaluate import EvalConfig, accuracy
 from mmlop.training.loop import TrainStep
 
 pytestmark = pytest.mark.numerics
@@ -87,7 +88,7 @@ def test_training_step_under_bf16_autocast(op_inputs):
         assert cos >= 1 - 8 * U_BF16, (name, cos.item())
 
 
-def test_evaluation_under_bf16_autocast(op_inputs):
+def test_evaluation_under_bf16_autocast(op_inputs, monkeypatch):
     model = make_model()
     g = torch.Generator().manual_seed(11)
     images = torch.randn(24, 3, 32, 32, generator=g)
@@ -111,8 +112,10 @@ def test_evaluation_under_bf16_autocast(op_inputs):
     top2 = ref_logits.topk(2, dim=-1).values
     safe = int(((top2[:, 0] - top2[:, 1]) > 2 * err).sum())
     data = TensorDataset(images, labels)
-    fp32 = accuracy(model, data, labels.tolist(), CLASSES, batch_size=8)
-    amp = accuracy(model, data, labels.tolist(), CLASSES, batch_size=8, autocast=bf16_autocast)
+    fp32 = accuracy(model, data, labels.tolist(), CLASSES, EvalConfig(batch_size=8))
+    # The evaluation loop's autocast as bf16 on this CPU (autocast_context enables amp on CUDA only).
+    monkeypatch.setattr(evaluate, "autocast_context", lambda device, precision: bf16_autocast())
+    amp = accuracy(model, data, labels.tolist(), CLASSES, EvalConfig(batch_size=8, precision="amp_bf16"))
     assert fp32["accuracy"] == 100.0
     assert amp["total"] == 24 and amp["correct"] >= safe, (amp, safe)
     assert safe >= 8, "the margin check must cover a good part of the set to mean anything (15 of 24 here)"

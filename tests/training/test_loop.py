@@ -56,12 +56,13 @@ def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path):
         from fit_worker import AugmentedImages, CLASSES, make_model
         from mmlop.config import LossConfig
         from mmlop.training.config import OptimConfig
-        from mmlop.training.loop import fit
+        from mmlop.training.loop import FitCheckpoint, FitConfig, FitData, fit
 
         model = make_model()
-        fit(model, AugmentedImages(), None, CLASSES, torch.nn.functional.normalize(torch.randn(4, 24), dim=-1),
-            optim=OptimConfig(epochs=2), loss=LossConfig(), seed=3, run_dir=tmp_path, digest="other",
-            resume=True, progress=False)
+        g0 = torch.nn.functional.normalize(torch.randn(4, 24), dim=-1)
+        fit(model, FitData(AugmentedImages(), CLASSES, g0),
+            FitConfig(OptimConfig(epochs=2), LossConfig(), seed=3, progress=False),
+            FitCheckpoint(tmp_path, digest="other", resume=True))
 
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):

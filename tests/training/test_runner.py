@@ -2,10 +2,8 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from mmlop.config import ConfigError
@@ -15,25 +13,6 @@ from mmlop.training.checkpoint import config_digest
 from mmlop.training.config import OptimConfig
 from mmlop.training.runner import Runner, RunExistsError, dataset_folder
 from tiny_models import make_tiny_clip
-
-CLASSES = ["red", "green", "blue", "yellow", "white", "black"]
-COLOURS = [(220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20), (240, 240, 240), (15, 15, 15)]
-
-
-@pytest.fixture(scope="module")
-def colour_dataset(tmp_path_factory):
-    """``<root>/{train,test}/<class>/*.png``: noisy solid colours, 6 classes."""
-    root = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("test", 4)):
-        for name, rgb in zip(CLASSES, COLOURS):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(n):
-                arr = np.clip(np.array(rgb) + rng.normal(0, 25, (36, 36, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(arr).save(folder / f"{i}.png")
-    return root
-
 
 def _config(dataset, out, **kw):
     fields = dict(datasets=[str(dataset)], output_dir=str(out), seeds=[1, 2], shots=4, quiet=True,
@@ -103,15 +82,15 @@ def test_schedule_without_a_base_lr_epoch_warns(colour_dataset, tmp_path, tokeni
 def test_warnings_of_the_base_and_novel_loads_are_shown_once(colour_dataset, tmp_path, tokenizer, monkeypatch):
     import warnings
 
-    import mmlop.data as data
+    from mmlop.training import runner
 
-    real = data.load_dataset
+    real = runner.load_dataset
 
     def noisy(*args, **kwargs):
         warnings.warn("cannot write the few-shot cache; pass cache_dir=")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "load_dataset", noisy)
+    monkeypatch.setattr(runner, "load_dataset", noisy)  # the runner's data access
     base = base_from_model(make_tiny_clip(), tokenizer, "tiny-test")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -99,5 +99,9 @@ def register_dataset(name: str, reader_fn: Callable[[str], DatasetSplits]) -> No
 
 
 def registered_reader(name: str) -> Callable[[str], DatasetSplits] | None:
-    """The reader registered under ``name``, if any."""
+    """The reader registered under ``name``, if any (the built-in world's names register on the first miss)."""
+    if name not in _REGISTERED:
+        from mmlop._builtins import ensure_registered
+
+        ensure_registered()
     return _REGISTERED.get(name)

@@ -1,9 +1,9 @@
-"""The exception raised for missing, malformed or inconsistent datasets.
+"""The exception raised for missing, malformed or inconsistent datasets (defined in :mod:`mmlop.errors`).
 
-It is defined by the native extension so that errors raised in Rust (scans, split files) and in Python
-(readers, caches, images) share one type. It subclasses ``ValueError``.
+Errors raised in Rust (scans, split files) and in Python (readers, caches, images) share this one type: the native
+binding raises :class:`mmlop.errors.DatasetError` itself. It subclasses ``ValueError``.
 """
 
-from mmlop._native import DatasetError
+from mmlop.errors import DatasetError
 
 __all__ = ["DatasetError"]

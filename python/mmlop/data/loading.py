@@ -9,7 +9,7 @@ import numpy as np
 from mmlop.data.catalog import DATASETS, registered_reader
 from mmlop.data.custom import LIST_SUFFIXES, read_custom
 from mmlop.data.errors import DatasetError
-from mmlop.data.fewshot_cache import FEWSHOT_SOURCES, resolve_fewshot
+from mmlop.data.fewshot_splits import FEWSHOT_SOURCES, resolve_fewshot
 from mmlop.data.readers import RawDataset, check_duplicates, check_images_exist, read_builtin, sha256_listings
 from mmlop.data.splits import SUBSAMPLES, DatasetSplits, subsample_classes
 

@@ -20,9 +20,9 @@ import warnings
 import numpy as np
 
 from mmlop import _native
-from mmlop.paths import mmlop_home
+from mmlop.paths import mmlop_home, safe_filename
 
-__all__ = ["index_cache_dir", "scan_class_folders"]
+__all__ = ["listing_cache_dir", "scan_class_folders"]
 
 _log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ RACY_WINDOW_S = 3.0
 _OFF = ("off", "0", "false", "no", "none")
 
 
-def index_cache_dir() -> str | None:
+def listing_cache_dir() -> str | None:
     """The listing cache folder, or None when ``MMLOP_INDEX_CACHE`` turns the cache off."""
     env = os.environ.get("MMLOP_INDEX_CACHE")
     if env is not None and env.strip().lower() in _OFF:
@@ -43,7 +43,7 @@ def index_cache_dir() -> str | None:
 def _cache_file(folder: str, root: str, sort_files: bool) -> str:
     order = "sorted" if sort_files else "fs"
     digest = hashlib.sha256(os.fsencode(root)).hexdigest()[:20]
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.basename(root))[:40]
+    name = safe_filename(os.path.basename(root))[:40]
     return os.path.join(folder, f"{name}-{digest}-{order}.idx")
 
 
@@ -65,7 +65,7 @@ def scan_class_folders(
         DatasetError: ``root`` or a class folder is missing. A cache that cannot be read or written is never an
             error: it is replaced, or skipped with a warning.
     """
-    folder = index_cache_dir()
+    folder = listing_cache_dir()
     if folder is None:
         return _native.scan_class_folders(root, classes, sort_files=sort_files)
     root = os.path.abspath(root)
@@ -74,7 +74,7 @@ def scan_class_folders(
         root, path, classes, sort_files=sort_files, racy_window_s=RACY_WINDOW_S
     )
     if report["invalid"]:
-        _log.info("%s: index cache not used (%s); rewritten", path, report["invalid"])
+        _log.info("%s: listing cache not used (%s); rewritten", path, report["invalid"])
     if report["write_error"]:
         warnings.warn(f"{report['write_error']}; set MMLOP_INDEX_CACHE to a writable folder, or to 'off'",
                       stacklevel=2)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
-__all__ = ["build_train_transform", "build_test_transform", "CLIP_MEAN", "CLIP_STD"]
+__all__ = ["build_train_transform", "build_test_transform", "convert_to_rgb", "CLIP_MEAN", "CLIP_STD"]
 
+#: OpenAI CLIP's image normalisation (open_clip's ``OPENAI_DATASET_MEAN``/``STD``), mmlop's one copy: the default
+#: of every transform and of :class:`mmlop.BaseCLIP`, and the world CLIP's (tests check it against open_clip's).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -39,8 +42,14 @@ def build_train_transform(image_size: int, mean: Sequence[float] = CLIP_MEAN, st
     ])
 
 
+def convert_to_rgb(image: Image.Image) -> Image.Image:
+    """The image in RGB (a no-op copy for an RGB image): grayscale, palette and RGBA inputs get three channels."""
+    return image.convert("RGB")
+
+
 def build_test_transform(image_size: int, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> T.Compose:
-    """Resize the shorter side (bicubic) -> CenterCrop -> ToTensor -> Normalize.
+    """Resize the shorter side (bicubic) -> CenterCrop -> RGB -> ToTensor -> Normalize: open_clip's evaluation
+    preprocessing, and mmlop's one test transform (training-time evaluation, ``mmlop eval``, the Classifier).
 
     Raises:
         ValueError: For a non-positive size or malformed mean/std.
@@ -49,6 +58,7 @@ def build_test_transform(image_size: int, mean: Sequence[float] = CLIP_MEAN, std
     return T.Compose([
         T.Resize(image_size, interpolation=InterpolationMode.BICUBIC),
         T.CenterCrop(image_size),
+        convert_to_rgb,
         T.ToTensor(),
         T.Normalize(list(mean), list(std)),
     ])

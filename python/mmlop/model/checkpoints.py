@@ -22,7 +22,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "is_torchscript_archive", "read_torchscript_tensors", "openai_state_dict_config",
+from mmlop.errors import WeightsFileError
+
+__all__ = ["is_torchscript_archive", "read_torchscript_tensors", "openai_state_dict_config",
            "load_openai_archive", "check_architecture"]
 
 #: Storage classes a TorchScript pickle may name, and the dtype each holds.
@@ -33,10 +35,6 @@ _STORAGE_DTYPES = {
 }
 #: Bookkeeping tensors of OpenAI's archives that are no weights (open_clip drops them too).
 _NON_WEIGHTS = ("input_resolution", "context_length", "vocab_size")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is not what it claims, names code it may not run, or does not fit the architecture."""
 
 
 @dataclass(frozen=True)
@@ -134,11 +132,11 @@ def read_torchscript_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         ``{"visual.conv1.weight": tensor, ...}`` in the archive's dtypes (OpenAI's are mostly float16).
 
     Raises:
-        CheckpointError: not a TorchScript archive, a damaged one, or one naming any other global.
+        WeightsFileError: not a TorchScript archive, a damaged one, or one naming any other global.
     """
     path = Path(path).expanduser()
     if not is_torchscript_archive(path):
-        raise CheckpointError(f"{path}: not a TorchScript archive (expected a zip with <name>/data.pkl and "
+        raise WeightsFileError(f"{path}: not a TorchScript archive (expected a zip with <name>/data.pkl and "
                               "<name>/code/, as the clip package downloads)")
     with zipfile.ZipFile(path) as z:
         pkl = next(n for n in z.namelist() if n.endswith("/data.pkl") and n.count("/") == 1)
@@ -148,9 +146,9 @@ def read_torchscript_tensors(path: str | Path) -> dict[str, torch.Tensor]:
                 root = _TensorOnlyUnpickler(f, z, prefix, path).load()
         except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, IndexError,
                 KeyError, RuntimeError) as e:
-            raise CheckpointError(f"{path}: refused TorchScript archive: {e}") from None
+            raise WeightsFileError(f"{path}: refused TorchScript archive: {e}") from None
     if not isinstance(root, _ScriptModule):
-        raise CheckpointError(f"{path}: data.pkl holds a {type(root).__name__}, expected a module record")
+        raise WeightsFileError(f"{path}: data.pkl holds a {type(root).__name__}, expected a module record")
     tensors: dict[str, torch.Tensor] = {}
     stack: list[tuple[str, _ScriptModule]] = [("", root)]
     seen: set[int] = set()
@@ -172,13 +170,13 @@ def openai_state_dict_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     """The architecture of an OpenAI-layout ViT CLIP state dict, in open_clip's model-config form.
 
     Raises:
-        CheckpointError: the tensors are not a ViT CLIP in OpenAI's layout (ResNet towers are not supported).
+        WeightsFileError: the tensors are not a ViT CLIP in OpenAI's layout (ResNet towers are not supported).
     """
     need = ("visual.conv1.weight", "visual.positional_embedding", "visual.proj", "text_projection",
             "positional_embedding", "token_embedding.weight", "ln_final.weight")
     missing = [k for k in need if k not in state]
     if missing:
-        raise CheckpointError(f"not an OpenAI ViT CLIP state dict: missing {missing}")
+        raise WeightsFileError(f"not an OpenAI ViT CLIP state dict: missing {missing}")
     width = state["visual.conv1.weight"].shape[0]
     patch = state["visual.conv1.weight"].shape[-1]
     grid = round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5)
@@ -202,7 +200,7 @@ def check_architecture(name: str, config: dict[str, Any], inferred: dict[str, An
     """Refuse a named architecture that differs from the checkpoint's (each differing field is named).
 
     Raises:
-        CheckpointError: a width, depth, patch, resolution or vocabulary differs.
+        WeightsFileError: a width, depth, patch, resolution or vocabulary differs.
     """
     fields = [("embed_dim",), ("vision_cfg", "width"), ("vision_cfg", "layers"), ("vision_cfg", "patch_size"),
               ("vision_cfg", "image_size"), ("text_cfg", "width"), ("text_cfg", "layers"),
@@ -220,7 +218,7 @@ def check_architecture(name: str, config: dict[str, Any], inferred: dict[str, An
         if have != want:
             diffs.append(f"{'.'.join(path)} {have} (config) vs {want} (checkpoint)")
     if diffs:
-        raise CheckpointError(f"{source} does not hold a {name}: " + "; ".join(diffs) +
+        raise WeightsFileError(f"{source} does not hold a {name}: " + "; ".join(diffs) +
                               ". Pass the matching --model (e.g. ViT-B-16, ViT-B-32, ViT-L-14)")
 
 
@@ -238,12 +236,12 @@ def load_openai_archive(path: str | Path, name: str, config: dict[str, Any] | No
         The model, weights loaded, in eval mode.
 
     Raises:
-        CheckpointError: not an archive, refused content, or an architecture mismatch.
+        WeightsFileError: not an archive, refused content, or an architecture mismatch.
         QuickGeluMismatchError: ``force_quick_gelu=False``.
     """
     from open_clip.model import build_model_from_openai_state_dict
 
-    from mmlop.model.factory import QuickGeluMismatchError
+    from mmlop.errors import QuickGeluMismatchError
 
     if force_quick_gelu is False:
         raise QuickGeluMismatchError(f"{path}: OpenAI weights were trained with QuickGELU, but "
@@ -259,5 +257,5 @@ def load_openai_archive(path: str | Path, name: str, config: dict[str, Any] | No
     try:
         model = build_model_from_openai_state_dict(state, quick_gelu=True, cast_dtype=None)
     except RuntimeError as e:  # load_state_dict: missing or unexpected keys, or shapes
-        raise CheckpointError(f"{path}: the tensors do not fit an open_clip CLIP: {e}") from None
+        raise WeightsFileError(f"{path}: the tensors do not fit an open_clip CLIP: {e}") from None
     return model.float().eval()

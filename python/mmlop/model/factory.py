@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import open_clip
 import torch
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
-from mmlop.errors import MmlopError
+from mmlop._io import read_json
+from mmlop.data.transforms import CLIP_MEAN, CLIP_STD
+from mmlop.errors import ModelConfigError, ModelConfigNotFoundError, QuickGeluMismatchError
 from mmlop.model.checkpoints import is_torchscript_archive, load_openai_archive
 from mmlop.model.towers import TextTower, check_vision_tower
 
@@ -25,16 +25,13 @@ def register_base(name: str, loader: Callable[[], tuple[nn.Module, Callable, dic
     _BUILTIN_BASES[name] = loader
 
 
-class ModelConfigError(MmlopError, ValueError):
-    """An unknown model name, or a model JSON that is malformed or incomplete."""
+def registered_base(name: str) -> Callable[[], tuple[nn.Module, Callable, dict[str, Any]]] | None:
+    """The loader registered under ``name``, if any (the built-in world's base registers on the first miss)."""
+    if name not in _BUILTIN_BASES:
+        from mmlop._builtins import ensure_registered
 
-
-class ModelConfigNotFoundError(MmlopError, FileNotFoundError):
-    """A model JSON path that does not exist."""
-
-
-class QuickGeluMismatchError(MmlopError, ValueError):
-    """The requested activation does not match the one the pretrained weights were trained with."""
+        ensure_registered()
+    return _BUILTIN_BASES.get(name)
 
 
 @dataclass
@@ -56,8 +53,8 @@ class BaseCLIP:
     name: str
     pretrained: str | None = None
     image_size: int = 224
-    mean: tuple[float, ...] = tuple(OPENAI_DATASET_MEAN)
-    std: tuple[float, ...] = tuple(OPENAI_DATASET_STD)
+    mean: tuple[float, ...] = tuple(CLIP_MEAN)
+    std: tuple[float, ...] = tuple(CLIP_STD)
     quick_gelu: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -87,22 +84,30 @@ def _uses_quick_gelu(model: nn.Module) -> bool:
 HF_HUB_PREFIX = "hf-hub:"
 
 
-def _resolve_config_name(name: str) -> str:
-    """A path to an open_clip JSON config is registered with open_clip and replaced by its stem; an
-    ``hf-hub:org/repo`` name is kept (open_clip reads its config from the Hugging Face cache or the hub)."""
+def resolve_config_name(name: str) -> str:
+    """The open_clip architecture name for ``name``: a path to a model JSON is registered with open_clip first and
+    replaced by its stem; an ``hf-hub:org/repo`` name is kept (open_clip reads its config from the Hugging Face
+    cache or the hub).
+
+    Args:
+        name: An open_clip architecture (``ViT-B-16``), a path to an open_clip model JSON, or ``hf-hub:org/repo``.
+
+    Returns:
+        The architecture name (the JSON file's stem for a path).
+
+    Raises:
+        FileNotFoundError: the JSON path does not exist.
+        ValueError: the JSON is invalid or lacks a model key, a malformed ``hf-hub:`` name, or an unknown
+            architecture.
+    """
     if name.startswith(HF_HUB_PREFIX):
         if name.count("/") != 1 or not name[len(HF_HUB_PREFIX):].strip("/"):
             raise ModelConfigError(f"model {name!r}: expected hf-hub:<org>/<repo>")
         return name
     path = Path(name)
     if name.endswith(".json"):
-        if not path.is_file():
-            raise ModelConfigNotFoundError(f"model config {path} does not exist (expected an open_clip model JSON with "
-                                    "embed_dim, vision_cfg and text_cfg)")
-        try:
-            cfg = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ModelConfigError(f"{path}: not valid JSON ({e})") from e
+        cfg = read_json(path, "an open_clip model JSON with embed_dim, vision_cfg and text_cfg",
+                        error=ModelConfigError, missing=ModelConfigNotFoundError)
         missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
         if missing:
             raise ModelConfigError(f"{path}: model config lacks {missing}; expected an open_clip model JSON")
@@ -185,8 +190,9 @@ def load_base(name: str, pretrained: str | None = None, *, device: str | torch.d
         ValueError: unknown name, invalid config file, or unsupported towers.
         QuickGeluMismatchError: activation contradicts the pretrained tag.
     """
-    if name in _BUILTIN_BASES:
-        model, tokenizer, pre = _BUILTIN_BASES[name]()
+    loader = registered_base(name)
+    if loader is not None:
+        model, tokenizer, pre = loader()
         base = BaseCLIP(model, tokenizer, name, pretrained=pre.get("pretrained", "builtin"),
                         image_size=int(pre["image_size"]), mean=tuple(pre["mean"]), std=tuple(pre["std"]),
                         quick_gelu=_uses_quick_gelu(model))
@@ -199,7 +205,7 @@ def load_base(name: str, pretrained: str | None = None, *, device: str | torch.d
         base = BaseCLIP(model, tokenizer, name, pretrained=pretrained, image_size=int(model.visual.image_size[0]),
                         quick_gelu=_uses_quick_gelu(model))
     else:
-        arch = _resolve_config_name(name)
+        arch = resolve_config_name(name)
         quick_gelu = resolve_quick_gelu(arch, pretrained, force_quick_gelu)
         hub = arch.startswith(HF_HUB_PREFIX)
         if hub:
@@ -217,7 +223,7 @@ def load_base(name: str, pretrained: str | None = None, *, device: str | torch.d
         size = pre.get("size", model.visual.image_size)
         size = size[0] if isinstance(size, (tuple, list)) else size
         base = BaseCLIP(model, tokenizer, name, pretrained=pretrained, image_size=int(size),
-                        mean=tuple(pre.get("mean", OPENAI_DATASET_MEAN)), std=tuple(pre.get("std", OPENAI_DATASET_STD)),
+                        mean=tuple(pre.get("mean", CLIP_MEAN)), std=tuple(pre.get("std", CLIP_STD)),
                         quick_gelu=_uses_quick_gelu(model))
     freeze(base.model)
     base.model.to(device)
@@ -240,15 +246,15 @@ def _hub_weights(arch: str, cache_dir: str | None) -> str:
 def _known_config(name: str) -> dict[str, Any] | None:
     """The open_clip config a name stands for (a JSON path or a known architecture), or None to infer it."""
     try:
-        return open_clip.get_model_config(_resolve_config_name(name))
+        return open_clip.get_model_config(resolve_config_name(name))
     except ValueError:
         return None
 
 
 def base_from_model(model: nn.Module, tokenizer: Callable[..., torch.Tensor], name: str, *,
                     pretrained: str | None = None, image_size: int | None = None,
-                    mean: tuple[float, ...] = tuple(OPENAI_DATASET_MEAN),
-                    std: tuple[float, ...] = tuple(OPENAI_DATASET_STD)) -> BaseCLIP:
+                    mean: tuple[float, ...] = tuple(CLIP_MEAN),
+                    std: tuple[float, ...] = tuple(CLIP_STD)) -> BaseCLIP:
     """Wrap an open_clip model you already built (it is frozen in place).
 
     Args:

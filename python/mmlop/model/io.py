@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,29 +10,18 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from mmlop.errors import MmlopError
-from mmlop._io import atomic_write_bytes, atomic_write_json
+from mmlop._io import atomic_write_bytes, atomic_write_json, read_json
 from mmlop.config import MethodConfig, PromptConfig
+from mmlop.errors import PromptFileError, PromptFileNotFoundError, PromptMismatchError
 from mmlop.model.factory import BaseCLIP
 from mmlop.model.prompted import MMLoP
+from mmlop.version import __version__
 
 FORMAT = "mmlop-prompts/1"
 WEIGHTS_FILE = "prompts.safetensors"
 CONFIG_FILE = "mmlop_config.json"
 #: Base properties that must match for saved prompts to be meaningful on a base.
 _MATCH_KEYS = ("model", "pretrained", "text_width", "vision_width", "embed_dim", "text_layers", "vision_layers")
-
-
-class PromptMismatchError(MmlopError, ValueError):
-    """Saved prompts do not belong to the base they are being loaded onto."""
-
-
-class PromptFileError(MmlopError, ValueError):
-    """A saved prompts folder is incomplete, malformed, or its tensors do not match their recorded digest."""
-
-
-class PromptFileNotFoundError(MmlopError, FileNotFoundError):
-    """A prompts folder, or one of its two files, does not exist."""
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -44,12 +32,6 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-def _version() -> str:
-    from mmlop import __version__
-
-    return __version__
 
 
 def save_prompts(model: MMLoP, path: str | Path, *, method: MethodConfig | None = None,
@@ -75,7 +57,7 @@ def save_prompts(model: MMLoP, path: str | Path, *, method: MethodConfig | None 
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.prompts.state_dict().items()}
     meta = {
         "format": FORMAT,
-        "mmlop_version": _version(),
+        "mmlop_version": __version__,
         "base": model.base_info.describe(),
         "prompt": model.config.to_dict(),
         "method": (method.to_dict() if method is not None else None),
@@ -101,12 +83,8 @@ def read_prompt_config(path: str | Path) -> dict[str, Any]:
         error = PromptFileNotFoundError if missing else PromptFileError
         raise error(f"{path}: {'not found' if missing else 'a file'}; expected a folder written by "
                     f"mmlop.save_prompts (holding {CONFIG_FILE} and {WEIGHTS_FILE})")
-    if not cfg_path.is_file():
-        raise PromptFileNotFoundError(f"{cfg_path} not found: expected a folder written by mmlop.save_prompts")
-    try:
-        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PromptFileError(f"{cfg_path}: not valid JSON ({e})") from e
+    meta = read_json(cfg_path, "the metadata of a folder written by mmlop.save_prompts", error=PromptFileError,
+                     missing=PromptFileNotFoundError)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise PromptFileError(f"{cfg_path}: format {found!r}, expected {FORMAT!r}")
@@ -114,6 +92,22 @@ def read_prompt_config(path: str | Path) -> dict[str, Any]:
         if not isinstance(meta.get(key), kind):
             raise PromptFileError(f"{cfg_path}: field {key!r} is {meta.get(key)!r}; expected a JSON object")
     return meta
+
+
+def saved_method(path: str | Path) -> MethodConfig:
+    """The method (prompts, loss, teacher) recorded with saved prompts; the defaults for prompts saved without one.
+
+    Evaluating saved prompts as they were trained needs it: the teacher templates and the test-time drift
+    correction of ``method.loss.udc_at_test``.
+
+    Raises:
+        FileNotFoundError, ValueError: missing or malformed metadata (the message names the file).
+        ConfigError: the recorded method has an invalid field.
+    """
+    meta = read_prompt_config(path)
+    if not meta.get("method"):
+        return MethodConfig()
+    return MethodConfig.from_dict(meta["method"], source=str(Path(path) / CONFIG_FILE))
 
 
 def load_prompts(path: str | Path, base: BaseCLIP, *, check_pretrained: bool = True) -> MMLoP:

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from mmlop.config import PromptConfig
 from mmlop.model import towers
+from mmlop.model.factors import PromptFactors
 from mmlop.model.factory import BaseCLIP
-from mmlop.model.prompts import PromptFactors
 
 #: The placeholder word whose token positions the text prompts replace.
 PLACEHOLDER = "X"
@@ -80,7 +80,8 @@ class MMLoP(nn.Module):
         return float(self.clip.logit_scale.detach().exp().reshape(-1)[0])
 
     # Tokenisation --------------------------------------------------------------------------------------------
-    def _tokenize(self, texts: Sequence[str]) -> Tensor:
+    def tokenize(self, texts: Sequence[str]) -> Tensor:
+        """Token ids (N, context_length) of ``texts`` with the base's tokenizer, on the model's device."""
         return self.base_info.tokenizer(list(texts)).to(self.clip.logit_scale.device)
 
     def _single_token_id(self, word: str) -> int:
@@ -104,7 +105,7 @@ class MMLoP(nn.Module):
         Raises:
             ValueError: if a class name is so long that the prompt does not fit the context length.
         """
-        tokens = self._tokenize([class_prompt_text(c, self.config) for c in classnames])  # (C, ctx)
+        tokens = self.tokenize([class_prompt_text(c, self.config) for c in classnames])  # (C, ctx)
         t = self.config.length
         ok = (tokens[:, 1:1 + t] == self._placeholder_id).all(dim=1)
         eot = self.text_tower.eot_positions(tokens)

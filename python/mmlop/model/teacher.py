@@ -37,7 +37,7 @@ def frozen_text_features(model: MMLoP, classnames: Sequence[str], templates: Seq
     texts = [t.format(c.replace("_", " ")) for c in classnames for t in templates]  # class-major
     feats = []
     for i in range(0, len(texts), batch_size):
-        tokens = model._tokenize(texts[i:i + batch_size])
+        tokens = model.tokenize(texts[i:i + batch_size])
         feats.append(model.encode_text(tokens, prompted=False).float())
     x = torch.cat(feats).view(len(classnames), len(templates), -1)  # (C, K, D)
     if average == "normalized":

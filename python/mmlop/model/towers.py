@@ -3,6 +3,11 @@
 The functions here run open_clip's own modules (embeddings, blocks, norms, projections) in open_clip's order,
 inserting prompts between blocks; with no prompts they reproduce ``encode_image``/``encode_text`` bit for bit.
 Everything (widths, depths, context length) is read from the model.
+
+This is the one module that touches open_clip internals: ``VisionTransformer._embeds`` (patch embedding, class
+token, positions, patch dropout, ln_pre) and ``VisionTransformer._pool`` (ln_post and class-token pooling). They
+are private, so pyproject.toml pins ``open_clip_torch<3.4`` (tested with 3.3.0), and
+``tests/model/test_open_clip_contract.py`` fails with a message naming them if an open_clip release changes them.
 """
 
 from __future__ import annotations
@@ -15,11 +20,7 @@ from open_clip.transformer import VisionTransformer, text_global_pool
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from mmlop.errors import MmlopError
-
-
-class UnsupportedModelError(MmlopError, ValueError):
-    """The open_clip model has a tower that deep prompts cannot be inserted into faithfully."""
+from mmlop.errors import UnsupportedModelError
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ kernels of :mod:`mmlop.kernels.drift_logits` (two launches forward, two backward
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import torch
@@ -26,7 +27,8 @@ from torch import Tensor
 
 from mmlop.ops._dispatch import use_triton
 
-__all__ = ["DriftLogits", "DriftLogitsFunction", "drift_corrected_logits", "drift_corrected_logits_reference"]
+__all__ = ["DriftLogits", "DriftLogitsFunction", "drift_corrected_logits", "drift_corrected_logits_reference",
+           "uniform_drift_correction"]
 
 # Fixed launch configuration (no autotuning: it needs a GPU at import time and several configs fail under the
 # interpreter). Chosen for correctness on any size and enough programs at C = 1000 (63 class blocks), not tuned
@@ -107,14 +109,46 @@ def drift_corrected_logits_reference(
     """
     _check(image_features, text_features, frozen_text_features, logit_scale)
     f = F.normalize(image_features.to(_compute_dtype(image_features)), dim=-1, eps=eps)  # (B, D)
+    g = _corrected_text(text_features, frozen_text_features, correct, eps)  # (C, D)
+    s = logit_scale.detach().reshape(()).to(f.dtype) if isinstance(logit_scale, Tensor) else float(logit_scale)
+    logits = s * f @ g.to(f.dtype).T  # (B, C)
+    return DriftLogits(logits, f, g)
+
+
+def _corrected_text(text_features: Tensor, frozen_text_features: Tensor, correct: bool, eps: float) -> Tensor:
+    """ghat (C, D) of the reference: normalised prompted text, minus the mean drift from g0 when ``correct``."""
     g = F.normalize(text_features.to(_compute_dtype(text_features)), dim=-1, eps=eps)  # (C, D)
     if correct:
         g0 = F.normalize(frozen_text_features.detach().to(g.dtype), dim=-1, eps=eps)  # (C, D)
         drift = (g - g0).mean(dim=0, keepdim=True)  # (1, D)
         g = F.normalize(g - drift, dim=-1, eps=eps)
-    s = logit_scale.detach().reshape(()).to(f.dtype) if isinstance(logit_scale, Tensor) else float(logit_scale)
-    logits = s * f @ g.to(f.dtype).T  # (B, C)
-    return DriftLogits(logits, f, g)
+    return g
+
+
+def uniform_drift_correction(text: Tensor, frozen_text: Tensor, eps: float = 1e-12) -> Tensor:
+    """Remove the drift shared by all classes from prompted text features (UDC), the text half of the op.
+
+    ``r_k = g_k - g0_k``, ``r_bar = mean_k r_k``, ``g_hat_k = normalize(g_k - r_bar)``: exactly the ``text``
+    output of :func:`drift_corrected_logits` (the same reference code), for a classifier that corrects its text
+    weights once and scores many image batches against them. The mean runs over the class set given, so results
+    depend on which classes are scored together; with one class, ``g_hat = g0``.
+
+    Args:
+        text: (C, D) prompted text features (normalised inside).
+        frozen_text: (C, D) frozen zero-shot text features of the same classes (normalised inside; no gradient).
+        eps: lower bound on every norm, as in ``F.normalize``.
+
+    Returns:
+        (C, D) corrected, unit-norm float32 features (float64 for float64 input); gradients flow to ``text``
+        through the mean.
+
+    Raises:
+        ValueError: if the shapes differ or are not (C, D) floats with C >= 1.
+    """
+    _check(text, text, frozen_text, 1.0)
+    if text.shape[0] < 2:
+        warnings.warn("drift correction over fewer than 2 classes cancels the text prompts entirely", stacklevel=2)
+    return _corrected_text(text, frozen_text, True, eps)
 
 
 class DriftLogitsFunction(torch.autograd.Function):

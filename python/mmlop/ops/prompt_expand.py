@@ -3,8 +3,11 @@
     P_t^(l) = U_t^(l) V_t^(l)    (T x r)(r x d_t)
     P_v^(l) = U_v^(l) V_v^(l)    (V x r)(r x d_v)
 
-With a shared up-projection the caller passes the same tensor as ``u_text`` and ``u_vision``; its gradient is
-the sum of both modalities' contributions. A modality whose ``u`` is None is full rank: its ``v`` already is the
+Every function here takes the factors in one order, ``(u_text, v_text, u_vision, v_vision)`` (each product's
+factors as written, text first), from :class:`mmlop.model.factors.PromptFactors` down to the kernel launch. With a
+shared up-projection the caller passes the same tensor as ``u_text`` and ``u_vision``; :func:`expand_prompts` reads
+that (``u_vision is u_text``) once and hands the decision down; the gradient is the sum of both modalities'
+contributions. A modality whose ``u`` is None is full rank: its ``v`` already is the
 prompt and is returned unchanged. A modality whose ``v`` is None (e.g. CoOp has no vision prompts) returns None.
 
 ``expand_prompts_reference`` is the pure-torch definition, ``ExpandPromptsFunction`` runs the Triton kernels of
@@ -50,25 +53,25 @@ def _check_pair(name: str, u: Tensor | None, v: Tensor | None) -> None:
         raise ValueError(f"u_{name} and v_{name} must be floating point, got {u.dtype} and {v.dtype}")
 
 
-def _check(v_text: Tensor | None, v_vision: Tensor | None, u_text: Tensor | None, u_vision: Tensor | None) -> None:
+def _check(u_text: Tensor | None, v_text: Tensor | None, u_vision: Tensor | None, v_vision: Tensor | None) -> None:
     _check_pair("text", u_text, v_text)
     _check_pair("vision", u_vision, v_vision)
 
 
 def expand_prompts_reference(
-    v_text: Tensor | None,
-    v_vision: Tensor | None,
     u_text: Tensor | None = None,
+    v_text: Tensor | None = None,
     u_vision: Tensor | None = None,
+    v_vision: Tensor | None = None,
 ) -> tuple[Tensor | None, Tensor | None]:
     """Pure-torch prompt expansion (the definition the kernels are tested against).
 
     Args:
+        u_text: text up-projection (L_t, T, r), or None for full rank.
         v_text: text factors (L_t, r, d_t), or the full-rank text prompts (L_t, T, d_t) when ``u_text`` is None,
             or None for no text prompts.
-        v_vision: vision factors (L_v, r, d_v), or full-rank vision prompts (L_v, V, d_v), or None.
-        u_text: text up-projection (L_t, T, r), or None for full rank.
         u_vision: vision up-projection (L_v, V, r), or None; pass the same tensor as ``u_text`` to share it.
+        v_vision: vision factors (L_v, r, d_v), or full-rank vision prompts (L_v, V, d_v), or None.
 
     Returns:
         ``(P_text, P_vision)``: (L_t, T, d_t) and (L_v, V, d_v), in the promoted dtype of the factors; None for
@@ -77,7 +80,7 @@ def expand_prompts_reference(
     Raises:
         ValueError: on shapes, devices or dtypes that do not fit together.
     """
-    _check(v_text, v_vision, u_text, u_vision)
+    _check(u_text, v_text, u_vision, v_vision)
     p_text = v_text if u_text is None else torch.matmul(u_text, v_text)  # (L, T, d_t)
     p_vision = v_vision if u_vision is None else torch.matmul(u_vision, v_vision)  # (L, V, d_v)
     return p_text, p_vision
@@ -91,8 +94,9 @@ class ExpandPromptsFunction(torch.autograd.Function):
     """Low-rank prompt expansion of both modalities with Triton forward and backward.
 
     ``apply(u_text, v_text, u_vision, v_vision, shared)``: each (u, v) pair is either both tensors or both None
-    (full-rank modalities are handled by :func:`expand_prompts`, not here). With ``shared=True``, ``u_vision``
-    must be None and ``u_text`` is used for both modalities; its gradient is summed inside the backward kernel.
+    (full-rank modalities are handled by :func:`expand_prompts`, not here). ``shared=True`` says ``u_vision`` is
+    ``u_text`` (decided by the caller); its gradient is summed inside the backward kernel and returned once, for
+    ``u_text``.
     Returns ``(P_text, P_vision)`` with None for an absent modality.
     """
 
@@ -101,8 +105,6 @@ class ExpandPromptsFunction(torch.autograd.Function):
         from mmlop.kernels.prompt_expand import expand_fwd_kernel
         import triton
 
-        if shared:
-            u_vision = u_text
         u_t = None if u_text is None else u_text.contiguous()
         v_t = None if v_text is None else v_text.contiguous()
         u_v = None if u_vision is None else u_vision.contiguous()
@@ -179,10 +181,10 @@ def _dims(u_t: Tensor | None, v_t: Tensor | None, u_v: Tensor | None, v_v: Tenso
 
 
 def expand_prompts(
-    v_text: Tensor | None,
-    v_vision: Tensor | None,
     u_text: Tensor | None = None,
+    v_text: Tensor | None = None,
     u_vision: Tensor | None = None,
+    v_vision: Tensor | None = None,
 ) -> tuple[Tensor | None, Tensor | None]:
     """Expand every layer's text and vision prompts, with the fused Triton op when it applies.
 
@@ -191,10 +193,10 @@ def expand_prompts(
     :func:`mmlop.ops._dispatch.use_triton` says so; full-rank modalities are returned as given.
 
     Args:
-        v_text: text factors (L_t, r, d_t), full-rank text prompts (L_t, T, d_t), or None.
-        v_vision: vision factors (L_v, r, d_v), full-rank vision prompts (L_v, V, d_v), or None.
         u_text: text up-projection (L_t, T, r) or None.
+        v_text: text factors (L_t, r, d_t), full-rank text prompts (L_t, T, d_t), or None.
         u_vision: vision up-projection (L_v, V, r) or None; the same object as ``u_text`` when shared.
+        v_vision: vision factors (L_v, r, d_v), full-rank vision prompts (L_v, V, d_v), or None.
 
     Returns:
         ``(P_text, P_vision)``, None for an absent modality.
@@ -202,15 +204,13 @@ def expand_prompts(
     Raises:
         ValueError: on shapes, devices or dtypes that do not fit together, or a bad ``MMLOP_OPS`` value.
     """
-    _check(v_text, v_vision, u_text, u_vision)
+    _check(u_text, v_text, u_vision, v_vision)
     low_t = u_text is not None
     low_v = u_vision is not None
     if not (low_t or low_v) or not use_triton(u_text, v_text if low_t else None, u_vision, v_vision if low_v else None):
-        return expand_prompts_reference(v_text, v_vision, u_text, u_vision)
-    shared = low_t and u_text is u_vision
+        return expand_prompts_reference(u_text, v_text, u_vision, v_vision)
+    shared = low_t and u_vision is u_text  # the one place sharing is read; the op and the kernel follow the flag
     p_t, p_v = ExpandPromptsFunction.apply(
-        u_text if low_t else None, v_text if low_t else None,
-        None if shared or not low_v else u_vision, v_vision if low_v else None,
-        shared,
+        u_text, v_text if low_t else None, u_vision, v_vision if low_v else None, shared,
     )
     return (p_t if low_t else v_text), (p_v if low_v else v_vision)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from mmlop.config import ConfigError, MethodConfig
+from mmlop.errors import RunExistsError, TrainingDivergedError
+from mmlop.training.ablation import ABLATION_ROWS
 from mmlop.training.config import OptimConfig, RunConfig, apply_overrides
-from mmlop.training.loop import TrainingDivergedError
-from mmlop.training.presets import ABLATION_LADDER, PROTOCOL_PRESETS, method_preset
-from mmlop.training.runner import RunExistsError, run
+from mmlop.training.presets import PROTOCOL_PRESETS, method_preset
+from mmlop.training.runner import run
 
 #: Preset used by ``mmlop train`` / ``mmlop.train()`` without arguments.
 DEFAULT_PRESET = "world"
@@ -54,7 +55,7 @@ def build_config(preset: str | None = DEFAULT_PRESET, *, method: str | MethodCon
 
 def all_presets() -> dict[str, dict[str, Any]]:
     """Protocol presets, including the built-in offline benchmark when its assets are installed."""
-    from mmlop.builtin import world_preset
+    from mmlop.world.builtin import world_preset
 
     return {**PROTOCOL_PRESETS, "world": world_preset()}
 
@@ -83,5 +84,5 @@ def train(preset: str | None = DEFAULT_PRESET, *, method: str | MethodConfig = "
     return run(config, resume=resume, fixed_name=fixed_name)
 
 
-__all__ = ["ABLATION_LADDER", "OptimConfig", "RunConfig", "RunExistsError", "TrainingDivergedError", "build_config",
+__all__ = ["ABLATION_ROWS", "OptimConfig", "RunConfig", "RunExistsError", "TrainingDivergedError", "build_config",
            "train", "all_presets"]

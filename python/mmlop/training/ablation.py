@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mmlop._io import atomic_write_bytes, atomic_write_json
-from mmlop.training.report import harmonic_mean
+from mmlop.metrics import harmonic_mean
 
 #: Rows in the paper's order (Table 4), then the baselines.
 ABLATION_ROWS = (

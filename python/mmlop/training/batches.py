@@ -51,8 +51,20 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 def key_seed(key: bytes) -> int:
-    """A 63-bit augmentation seed taken from a cache key."""
+    """A 63-bit augmentation seed taken from a feature-store key (the seed of a pre-enumerated view)."""
     return int.from_bytes(key[:8], "little") >> 1
+
+
+def draw_seeded(dataset: Dataset, i: int, seed: int):
+    """``dataset[i]`` with its random augmentation drawn from ``seed``; the global torch RNG is left untouched.
+
+    The one way mmlop draws an augmented view: :class:`SeededViews` (training) and the view pre-enumeration of
+    :mod:`mmlop.training.frozen` both call it, so a view and its stored frozen feature always agree.
+    """
+    with torch.random.fork_rng(devices=[]):
+        # The CPU generator alone: torch.manual_seed would also queue CUDA/XPU seeding with a stack trace.
+        torch.default_generator.manual_seed(seed)
+        return dataset[i]
 
 
 class SeededViews(Dataset):
@@ -77,9 +89,6 @@ class SeededViews(Dataset):
     def __getitem__(self, key: tuple[int, int]):
         epoch, i = key
         v = self.view_of(epoch, i)
-        with torch.random.fork_rng(devices=[]):
-            # The CPU generator alone: torch.manual_seed would also queue CUDA/XPU seeding with a stack trace.
-            seed = mix_seed(self.seed, epoch, i) if v < 0 else key_seed(self.view_keys[i][v])
-            torch.default_generator.manual_seed(seed)
-            image, label = self.dataset[i]
+        seed = mix_seed(self.seed, epoch, i) if v < 0 else key_seed(self.view_keys[i][v])
+        image, label = draw_seeded(self.dataset, i, seed)
         return image, label, torch.tensor([epoch, i, v])

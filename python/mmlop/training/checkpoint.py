@@ -12,15 +12,11 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from mmlop.errors import MmlopError
 from mmlop._io import atomic_write_bytes
+from mmlop.errors import CheckpointError
 from mmlop.model.prompted import MMLoP
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
-
-
-class CheckpointError(MmlopError, ValueError):
-    """A checkpoint cannot be used to resume this run; the message names the file."""
 
 
 def config_digest(config: dict) -> str:

@@ -6,14 +6,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mmlop.config import ConfigError, MethodConfig, _check, _JsonMixin, config_from_dict, parse_value
+from mmlop.config import ConfigError, JsonConfigMixin, MethodConfig, check_field, config_from_dict, parse_value
 from mmlop.names import FEWSHOT_SOURCES, PRECISIONS
 
 PROTOCOLS = ("b2n", "fewshot", "xd", "dg")
 
 
 @dataclass(frozen=True)
-class OptimConfig(_JsonMixin):
+class OptimConfig(JsonConfigMixin):
     """SGD with a constant warm-up epoch then a per-epoch cosine schedule (method.md §9, rows 11-14).
 
     The first ``warmup_epochs`` epochs run at ``warmup_lr`` (1e-5), so ``epochs <= warmup_epochs`` never reaches
@@ -31,17 +31,17 @@ class OptimConfig(_JsonMixin):
 
     def __post_init__(self) -> None:
         o = "OptimConfig"
-        _check(self.lr > 0, o, "lr", self.lr, "a number > 0")
-        _check(0 <= self.momentum < 1, o, "momentum", self.momentum, "in [0, 1)")
-        _check(self.weight_decay >= 0, o, "weight_decay", self.weight_decay, ">= 0")
-        _check(isinstance(self.epochs, int) and self.epochs >= 0, o, "epochs", self.epochs, "an integer >= 0")
-        _check(isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0, o, "warmup_epochs",
-               self.warmup_epochs, "an integer >= 0")
-        _check(self.warmup_lr > 0, o, "warmup_lr", self.warmup_lr, "a number > 0")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, o, "batch_size", self.batch_size,
-               "an integer >= 1")
-        _check(isinstance(self.max_steps_per_epoch, int) and self.max_steps_per_epoch >= 0, o,
-               "max_steps_per_epoch", self.max_steps_per_epoch, "an integer >= 0")
+        check_field(self.lr > 0, o, "lr", self.lr, "a number > 0")
+        check_field(0 <= self.momentum < 1, o, "momentum", self.momentum, "in [0, 1)")
+        check_field(self.weight_decay >= 0, o, "weight_decay", self.weight_decay, ">= 0")
+        check_field(isinstance(self.epochs, int) and self.epochs >= 0, o, "epochs", self.epochs, "an integer >= 0")
+        check_field(isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0, o, "warmup_epochs",
+                    self.warmup_epochs, "an integer >= 0")
+        check_field(self.warmup_lr > 0, o, "warmup_lr", self.warmup_lr, "a number > 0")
+        check_field(isinstance(self.batch_size, int) and self.batch_size >= 1, o, "batch_size", self.batch_size,
+                    "an integer >= 1")
+        check_field(isinstance(self.max_steps_per_epoch, int) and self.max_steps_per_epoch >= 0, o,
+                    "max_steps_per_epoch", self.max_steps_per_epoch, "an integer >= 0")
 
     def schedule_warning(self) -> str | None:
         """A sentence explaining why this schedule cannot learn much, or None when it reaches the base lr."""
@@ -53,7 +53,7 @@ class OptimConfig(_JsonMixin):
 
 
 @dataclass(frozen=True)
-class RunConfig(_JsonMixin):
+class RunConfig(JsonConfigMixin):
     """One experiment: a protocol over datasets and seeds with one method.
 
     Attributes:
@@ -127,27 +127,27 @@ class RunConfig(_JsonMixin):
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         object.__setattr__(self, "train_crop_scale", tuple(float(x) for x in self.train_crop_scale))
-        _check(len(self.train_crop_scale) == 2 and 0 < self.train_crop_scale[0] <= self.train_crop_scale[1] <= 1,
-               o, "train_crop_scale", self.train_crop_scale, "(min, max) with 0 < min <= max <= 1")
-        _check(self.protocol in PROTOCOLS, o, "protocol", self.protocol, f"one of {', '.join(PROTOCOLS)}")
-        _check(len(self.seeds) >= 1, o, "seeds", self.seeds, "at least one seed")
-        _check(self.precision in PRECISIONS, o, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
-        _check(self.test_batch_size >= 1, o, "test_batch_size", self.test_batch_size, ">= 1")
-        _check(self.num_workers >= 0, o, "num_workers", self.num_workers, ">= 0")
-        _check(self.text_chunk >= 0, o, "text_chunk", self.text_chunk, ">= 0")
-        _check(isinstance(self.views_per_image, int) and self.views_per_image >= 0, o, "views_per_image",
-               self.views_per_image, "an integer >= 0")
-        _check(self.fewshot_source in FEWSHOT_SOURCES, o, "fewshot_source", self.fewshot_source,
-               f"one of {', '.join(FEWSHOT_SOURCES)}")
+        check_field(len(self.train_crop_scale) == 2 and 0 < self.train_crop_scale[0] <= self.train_crop_scale[1] <= 1,
+                    o, "train_crop_scale", self.train_crop_scale, "(min, max) with 0 < min <= max <= 1")
+        check_field(self.protocol in PROTOCOLS, o, "protocol", self.protocol, f"one of {', '.join(PROTOCOLS)}")
+        check_field(len(self.seeds) >= 1, o, "seeds", self.seeds, "at least one seed")
+        check_field(self.precision in PRECISIONS, o, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
+        check_field(self.test_batch_size >= 1, o, "test_batch_size", self.test_batch_size, ">= 1")
+        check_field(self.num_workers >= 0, o, "num_workers", self.num_workers, ">= 0")
+        check_field(self.text_chunk >= 0, o, "text_chunk", self.text_chunk, ">= 0")
+        check_field(isinstance(self.views_per_image, int) and self.views_per_image >= 0, o, "views_per_image",
+                    self.views_per_image, "an integer >= 0")
+        check_field(self.fewshot_source in FEWSHOT_SOURCES, o, "fewshot_source", self.fewshot_source,
+                    f"one of {', '.join(FEWSHOT_SOURCES)}")
         # The name is one folder under output_dir: a path could reach (and overwrite) any folder.
-        _check(isinstance(self.name, str) and not ({"/", "\\"} & set(self.name)) and self.name not in (".", "..")
-               and ":" not in self.name, o, "name", self.name,
-               "a single folder name under output_dir (no '/', '\\', ':', '.' or '..')")
+        check_field(isinstance(self.name, str) and not ({"/", "\\"} & set(self.name)) and self.name not in (".", "..")
+                    and ":" not in self.name, o, "name", self.name,
+                    "a single folder name under output_dir (no '/', '\\', ':', '.' or '..')")
         repeated = sorted({d for d in self.datasets if self.datasets.count(d) > 1})
-        _check(not repeated, o, "datasets", self.datasets, f"each dataset once (repeated: {repeated})")
+        check_field(not repeated, o, "datasets", self.datasets, f"each dataset once (repeated: {repeated})")
         if self.protocol in ("xd", "dg"):
-            _check(len(self.datasets) == 1, o, "datasets", self.datasets,
-                   f"exactly one source dataset for protocol {self.protocol}")
+            check_field(len(self.datasets) == 1, o, "datasets", self.datasets,
+                        f"exactly one source dataset for protocol {self.protocol}")
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()

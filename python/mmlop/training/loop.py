@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from mmlop.errors import MmlopError
 from mmlop.config import LossConfig
+from mmlop.errors import TrainingDivergedError
 from mmlop.losses import LossTerms, mmlop_loss
 from mmlop.model.prompted import MMLoP
 from mmlop.ops.drift_logits import drift_corrected_logits
@@ -24,12 +24,6 @@ from mmlop.training.config import OptimConfig
 from mmlop.training.distributed import DistInfo
 from mmlop.training.progress import RunProgress
 from mmlop.training.schedule import epoch_lr
-
-
-class TrainingDivergedError(MmlopError, RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-    exit_code = 3  # the CLI's status for a run that failed rather than was refused
 
 
 #: Frozen image features (B, D), unit norm, of a batch: (images, keys) -> features, where keys is a (B, 3) tensor of
@@ -63,13 +57,6 @@ class TrainStep(nn.Module):
         return mmlop_loss(out, labels, frozen_image, self.frozen_text, s, self.loss)
 
 
-@dataclass
-class FitResult:
-    epochs: int
-    resumed_from: int | None
-    last: dict
-
-
 def autocast_context(device: torch.device, precision: str):
     """bf16/fp16 autocast on CUDA for the amp precisions; a no-op context otherwise (fp32, CPU)."""
     if device.type == "cuda" and precision in ("amp_bf16", "amp_fp16"):
@@ -78,64 +65,107 @@ def autocast_context(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames: Sequence[str], frozen_text: Tensor,
-        *, optim: OptimConfig, loss: LossConfig, seed: int, run_dir: Path, digest: str, resume: bool = False,
-        device: torch.device = torch.device("cpu"), precision: str = "fp32", text_chunk: int = 0,
-        num_workers: int = 0, dist_info: DistInfo = DistInfo(), frozen_image_fn: FrozenImageFn | None = None,
-        view_keys: list[list[bytes]] | None = None, progress: bool | RunProgress = True) -> FitResult:
-    """Train the prompts of ``model`` on a few-shot set.
+@dataclass(frozen=True)
+class FitData:
+    """What one run trains on.
 
-    Args:
-        model: The prompted model (on ``device``).
+    Attributes:
         dataset: Training images: ``dataset[i] -> (image tensor, label)`` with random augmentation; wrapped so that
             the augmentation of sample i in epoch e is seeded by (seed, e, i).
-        labels: Unused except for validation of the label range (may be None).
         classnames: The training class set, label order.
         frozen_text: (C, D) frozen template-ensemble features g0 of ``classnames``.
-        optim, loss: Optimiser/schedule and objective.
+        frozen_image_fn: Source of frozen image features for a batch (e.g. the feature store); default: a frozen
+            forward pass of the same augmented images.
+        view_keys: Pre-enumerated views: ``view_keys[i]`` are the store keys of image i's views (see
+            :mod:`mmlop.training.frozen`); each epoch shows one of them, drawn from (seed, epoch, i).
+    """
+
+    dataset: Dataset
+    classnames: Sequence[str]
+    frozen_text: Tensor
+    frozen_image_fn: FrozenImageFn | None = None
+    view_keys: list[list[bytes]] | None = None
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How one run trains.
+
+    Attributes:
+        optim: Optimiser and schedule.
+        loss: The objective.
         seed: Run seed (shuffling and augmentation).
+        precision: ``fp32``, ``amp_bf16`` or ``amp_fp16`` (see :func:`autocast_context`).
+        text_chunk: Classes per text-encoder pass (0 = all).
+        num_workers: DataLoader workers.
+        progress: A run's :class:`~mmlop.training.progress.RunProgress` to report each step and epoch to, or a
+            bool: True shows this fit's own progress (a bar on a terminal, one line per epoch otherwise).
+    """
+
+    optim: OptimConfig
+    loss: LossConfig
+    seed: int
+    precision: str = "fp32"
+    text_chunk: int = 0
+    num_workers: int = 0
+    progress: bool | RunProgress = True
+
+
+@dataclass(frozen=True)
+class FitCheckpoint:
+    """Where a run keeps its state, and whether it continues from it.
+
+    Attributes:
         run_dir: Where ``checkpoint.safetensors`` and ``metrics.jsonl`` are written (main process only).
         digest: Settings digest stored in checkpoints; resuming with other settings is refused.
         resume: Continue from ``run_dir``'s checkpoint if there is one.
-        device, precision: ``precision`` is ``fp32``, ``amp_bf16`` or ``amp_fp16`` (autocast on CUDA only).
-        text_chunk: Classes per text-encoder pass (0 = all).
-        num_workers: DataLoader workers.
+    """
+
+    run_dir: Path
+    digest: str
+    resume: bool = False
+
+
+def fit(model: MMLoP, data: FitData, config: FitConfig, checkpoint: FitCheckpoint, *,
+        device: torch.device = torch.device("cpu"), dist_info: DistInfo = DistInfo()) -> None:
+    """Train the prompts of ``model`` on a few-shot set; the model is left in eval mode.
+
+    Args:
+        model: The prompted model (on ``device``).
+        data: Training images, class set and frozen features.
+        config: Optimiser, objective, seed, precision and loader settings.
+        checkpoint: Run folder, settings digest and resumption.
+        device: Where the model runs.
         dist_info: Data-parallel rank and world size.
-        frozen_image_fn: Source of frozen image features for a batch (e.g. the feature cache); default: a frozen
-            forward pass of the same augmented images.
-        view_keys: Pre-enumerated views: ``view_keys[i]`` are the cache keys of image i's views (see
-            :mod:`mmlop.training.features`); each epoch shows one of them, drawn from (seed, epoch, i).
-        progress: A run's :class:`~mmlop.training.progress.RunProgress` to report each step and epoch to, or a
-            bool: True shows this fit's own progress (a bar on a terminal, one line per epoch otherwise).
 
     Raises:
+        ValueError: a training label outside the class set.
+        CheckpointError: resuming from a checkpoint of other settings.
         TrainingDivergedError: on a non-finite loss.
     """
-    run_dir = Path(run_dir)
-    if labels is not None and len(labels) and (min(labels) < 0 or max(labels) >= len(classnames)):
-        raise ValueError(f"training labels span [{min(labels)}, {max(labels)}] but there are {len(classnames)} classes")
+    optim, loss, seed, precision = config.optim, config.loss, config.seed, config.precision
+    classnames, frozen_text, frozen_image_fn = data.classnames, data.frozen_text, data.frozen_image_fn
+    run_dir = Path(checkpoint.run_dir)
     model.train()
     params = list(model.trainable_parameters())
     opt = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
     start = 0
-    resumed = None
-    if resume:
-        ckpt = load_checkpoint(run_dir, model, opt, digest)
+    if checkpoint.resume:
+        ckpt = load_checkpoint(run_dir, model, opt, checkpoint.digest)
         if ckpt is not None:
-            start = resumed = ckpt.epoch + 1
+            start = ckpt.epoch + 1
     tokens = model.class_tokens(classnames) if model.config.text_depth > 0 else torch.zeros(0, 1, dtype=torch.long)
-    step = TrainStep(model, tokens.to(device), frozen_text.to(device), loss, text_chunk).to(device)
+    step = TrainStep(model, tokens.to(device), frozen_text.to(device), loss, config.text_chunk).to(device)
     runner: nn.Module = step
     if dist_info.enabled:
         runner = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda"
                                                      else None, broadcast_buffers=False)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and precision == "amp_fp16"))
-    views = SeededViews(dataset, seed, view_keys)
+    views = SeededViews(data.dataset, seed, data.view_keys)
     metrics_path = run_dir / "metrics.jsonl"
-    last: dict = {}
-    own_reporter = not isinstance(progress, RunProgress)
-    reporter = (RunProgress(optim.epochs, enabled=bool(progress) and dist_info.is_main) if own_reporter
-                else progress)
+    own_reporter = not isinstance(config.progress, RunProgress)
+    reporter = (RunProgress(optim.epochs, enabled=bool(config.progress) and dist_info.is_main) if own_reporter
+                else config.progress)
     reporter.skip(start)  # epochs a resumed run does not repeat
 
     def frozen_image(images: Tensor, keys) -> Tensor:
@@ -150,12 +180,13 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
             g["lr"] = lr
         sampler = EpochBatchSampler(len(views), optim.batch_size, seed, epoch, rank=dist_info.rank,
                                     world_size=dist_info.world_size, max_steps=optim.max_steps_per_epoch)
-        loader = DataLoader(views, batch_sampler=sampler, num_workers=num_workers,
+        loader = DataLoader(views, batch_sampler=sampler, num_workers=config.num_workers,
                             pin_memory=device.type == "cuda")
         sums: dict[str, float] = {}
         n_steps, n_images, t0 = 0, 0, time.perf_counter()
         reporter.begin_epoch()
         for images, y, batch_keys in loader:
+            _check_labels(y, len(classnames))
             images, y = images.to(device, non_blocking=True), y.to(device, non_blocking=True)
             f0 = frozen_image(images, batch_keys)
             with autocast_context(device, precision):
@@ -174,15 +205,22 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
             n_images += images.shape[0] * dist_info.world_size
             reporter.step(n_steps / max(1, len(sampler)))
         seconds = time.perf_counter() - t0
-        last = {"epoch": epoch + 1, "lr": lr, "steps": n_steps, "seconds": round(seconds, 3),
-                "images_per_s": round(n_images / seconds, 2) if seconds > 0 else None,
-                **{f"loss_{k}": v / max(1, n_steps) for k, v in sums.items()}}
+        row = {"epoch": epoch + 1, "lr": lr, "steps": n_steps, "seconds": round(seconds, 3),
+               "images_per_s": round(n_images / seconds, 2) if seconds > 0 else None,
+               **{f"loss_{k}": v / max(1, n_steps) for k, v in sums.items()}}
         if dist_info.is_main:
-            save_checkpoint(run_dir, model, opt, epoch, digest)
+            save_checkpoint(run_dir, model, opt, epoch, checkpoint.digest)
             with open(metrics_path, "a") as f:
-                f.write(json.dumps(last) + "\n")
-        reporter.end_epoch(epoch + 1, optim.epochs, last)
+                f.write(json.dumps(row) + "\n")
+        reporter.end_epoch(epoch + 1, optim.epochs, row)
     if own_reporter:
         reporter.close()
     model.eval()
-    return FitResult(optim.epochs, resumed, last)
+
+
+def _check_labels(y: Tensor, num_classes: int) -> None:
+    # On the CPU batch, before it moves: a wrong label would otherwise surface as a device-side assert.
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"training labels span [{int(y.min())}, {int(y.max())}] but there are {num_classes} "
+                         "classes: expected labels 0..C-1")
+

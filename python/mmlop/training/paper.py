@@ -154,7 +154,7 @@ def compare_with_paper(config: RunConfig, summary: dict[str, Any], *,
         "average": {...}, "notes": [...]}``. The average is the paper's own average row when the run covers all
         of the paper's datasets, else the paper's numbers recomputed over the datasets the run has ([derived]).
     """
-    from mmlop.training.report import harmonic_mean
+    from mmlop.metrics import harmonic_mean
 
     diffs = setting_differences(config, base)
     table, why = (None, "") if diffs else _reference_table(

@@ -1,8 +1,8 @@
-"""Named presets: the paper's benchmark settings, the ablation ladder and the baselines (method.md §9-10)."""
+"""Named presets: the paper's benchmark settings, the ablation rows and the baselines (method.md §9-10). The ladder's
+order and labels are :data:`mmlop.training.ablation.ABLATION_ROWS`."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from mmlop.config import ConfigError, LossConfig, MethodConfig, PromptConfig
@@ -21,10 +21,6 @@ PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
     "xd": {"protocol": "xd", "datasets": ("imagenet",), "targets": BENCHMARK_DATASETS[1:], "shots": 16,
            "optim.epochs": 50, "method.prompt.depth": 3},
 }
-
-#: The ablation ladder in the paper's order (Table 4), then the baselines.
-ABLATION_LADDER = ("ivlp", "lora", "scl", "udc", "mmlop")
-
 
 def method_preset(name: str) -> tuple[MethodConfig, dict[str, Any]]:
     """A method variant and the optimiser settings it comes with.
@@ -60,17 +56,3 @@ def method_preset(name: str) -> tuple[MethodConfig, dict[str, Any]]:
     if name not in table:
         raise ConfigError(f"unknown method preset {name!r}; known: {sorted(table)}")
     return table[name]
-
-
-def coop_fewshot_epochs(shots: int, dataset: str) -> int:
-    """CoOp's few-shot schedule: 50 epochs for K=1, 100 for K=2 and 4, 200 for K=8 and 16; ImageNet always 50."""
-    if dataset == "imagenet" or shots <= 1:
-        return 50
-    return 100 if shots <= 4 else 200
-
-
-def with_depth(method: MethodConfig, depth: int) -> MethodConfig:
-    """The same method with a different prompt depth (both towers)."""
-    p = method.prompt
-    return replace(method, prompt=replace(p, depth=depth, vision_depth=None if p.vision_depth is None else
-                                          min(p.vision_depth, depth)))

@@ -7,10 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mmlop._io import atomic_write_bytes, atomic_write_json
-
-
-def harmonic_mean(b: float, n: float) -> float:
-    return 0.0 if b + n == 0 else 2 * b * n / (b + n)
+from mmlop.metrics import harmonic_mean
 
 
 def _stats(values: list[float]) -> dict[str, Any]:

@@ -6,6 +6,7 @@
 //! - [`index`]: parallel scanning and parsing of few-shot dataset layouts into a compact index.
 //! - [`store`]: the memory-mapped frozen-feature store.
 
+mod atomic;
 pub mod index;
 pub mod store;
 

@@ -13,7 +13,7 @@
 //! younger folder is listed afresh every time until it has aged.
 //!
 //! The cache is ours alone and never holds user data: a missing, truncated, corrupt or foreign file
-//! is reported and replaced, never an error. Files are written to a temporary name and renamed.
+//! is reported and replaced, never an error. Files are published with `crate::atomic` (temporary file, fsync, rename).
 //!
 //! File layout (format version 1, integers little-endian):
 //!
@@ -29,8 +29,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,6 +38,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::scan::{list_files, require_dir, resolve_classes, ClassScan, FileOrder};
 use super::{bytes_to_path, IndexError, PathIndex};
+use crate::atomic::write_atomic;
 
 const MAGIC: [u8; 8] = *b"MMLOPIDX";
 const VERSION: u32 = 1;
@@ -245,21 +245,6 @@ fn encode(root: &[u8], order: FileOrder, entries: &[(&[u8], Stamp, &PathIndex)])
     out
 }
 
-/// Writes `data` to a temporary file beside `path` and renames it over `path`.
-fn publish(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let name = path.file_name().map_or_else(|| "index".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
-    let result = File::create(&tmp).and_then(|mut f| f.write_all(data)).and_then(|_| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
@@ -333,7 +318,7 @@ pub fn scan_class_folders_cached(
             .collect();
         others.sort_unstable_by(|a, b| a.0.cmp(b.0));
         entries.extend(others);
-        match publish(&opts.path, &encode(&root_bytes, order, &entries)) {
+        match write_atomic(&opts.path, &encode(&root_bytes, order, &entries)) {
             Ok(()) => report.written = true,
             Err(e) => report.write_error = Some(format!("{}: cannot write the index cache: {e}", opts.path.display())),
         }

@@ -37,6 +37,12 @@ pub enum StoreError {
 /// Result alias for the store.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl From<crate::atomic::AtomicError> for StoreError {
+    fn from(e: crate::atomic::AtomicError) -> Self {
+        StoreError::Io { path: e.path, op: e.op, source: e.source }
+    }
+}
+
 impl StoreError {
     pub(crate) fn io(path: &Path, op: &'static str, source: io::Error) -> Self {
         StoreError::Io { path: path.to_path_buf(), op, source }

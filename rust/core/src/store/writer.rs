@@ -3,15 +3,16 @@
 //! advisory lock on a sidecar `<name>.lock` file serialises writers, so concurrent merges do not lose
 //! each other's rows; readers take no lock.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use xxhash_rust::xxh3::Xxh3;
 
 use super::error::{Result, StoreError};
 use super::format::{bucket_of, Header, Layout, Spec};
 use super::reader::{as_key, Store};
+use crate::atomic::AtomicFile;
 
 /// What a merge did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,11 +102,11 @@ pub fn merge(path: impl AsRef<Path>, spec: &Spec, keys: &[u8], rows: &[u8]) -> R
         Src::New(i) => &rows[i * rb..(i + 1) * rb],
     };
 
-    let tmp = TempFile::create(path)?;
-    let tmp_path = tmp.path.clone();
+    let mut tmp = AtomicFile::create(path)?;
+    let tmp_path = tmp.path().to_path_buf();
     let tp = tmp_path.as_path();
     let io = move |op: &'static str| move |e| StoreError::io(tp, op, e);
-    let mut out = HashingWriter::new(tmp.file.try_clone().map_err(io("duplicate the temporary file handle"))?);
+    let mut out = HashingWriter::new(tmp.file().try_clone().map_err(io("duplicate the temporary file handle"))?);
     out.put(&[0u8; super::format::HEADER_LEN]).map_err(io("write the temporary file"))?;
     out.reset();
 
@@ -134,9 +135,9 @@ pub fn merge(path: impl AsRef<Path>, spec: &Spec, keys: &[u8], rows: &[u8]) -> R
     let header = Header { spec: spec.clone(), layout, index_checksum, rows_checksum };
     file.seek(SeekFrom::Start(0)).map_err(io("seek the temporary file"))?;
     file.write_all(&header.encode()).map_err(io("write the temporary file header"))?;
-    file.sync_all().map_err(io("fsync the temporary file"))?;
+    drop(file);
     drop(old); // unmap before the rename replaces the file
-    tmp.publish(path)?;
+    tmp.publish()?; // fsync, rename, fsync the folder
     Ok(MergeReport { added, total: order.len(), published: true })
 }
 
@@ -172,58 +173,6 @@ impl HashingWriter {
     fn into_inner(self) -> std::io::Result<File> {
         self.inner.into_inner().map_err(|e| e.into_error())
     }
-}
-
-/// A temporary file beside the store, removed on drop unless published.
-struct TempFile {
-    path: PathBuf,
-    file: File,
-    published: bool,
-}
-
-impl TempFile {
-    fn create(target: &Path) -> Result<TempFile> {
-        let name = file_name(target)?;
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let path = target.with_file_name(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, "create the temporary file", e))?;
-        Ok(TempFile { path, file, published: false })
-    }
-
-    fn publish(mut self, target: &Path) -> Result<()> {
-        fs::rename(&self.path, target)
-            .map_err(|e| StoreError::io(target, "rename the temporary file over the store", e))?;
-        self.published = true;
-        sync_parent(target)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.published {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Makes the rename itself durable.
-#[cfg(unix)]
-fn sync_parent(target: &Path) -> Result<()> {
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, "fsync the store directory", e))
-}
-
-#[cfg(not(unix))]
-fn sync_parent(_target: &Path) -> Result<()> {
-    Ok(())
 }
 
 fn file_name(path: &Path) -> Result<String> {

@@ -31,7 +31,7 @@ def _world_reader(name: str):
     def read(root: str):  # noqa: ARG001 (the world ignores the data root: see world_data_root)
         from mmlop.data.custom import read_custom
         from mmlop.data.splits import DatasetSplits
-        from mmlop.data.world import SUITE, materialize_suite
+        from mmlop.world import SUITE, materialize_suite
 
         folder = materialize_suite(world_data_root(), seed=SUITE_SEED, train_per_class=TRAIN_PER_CLASS,
                                    val_per_class=VAL_PER_CLASS, test_per_class=TEST_PER_CLASS, names=[name])[name]
@@ -43,7 +43,7 @@ def _world_reader(name: str):
 
 
 def _world_base():
-    from mmlop.data.world import PREPROCESS, load_world_clip
+    from mmlop.world import PREPROCESS, load_world_clip
 
     model, tokenizer = load_world_clip()
     return model, tokenizer, {"image_size": PREPROCESS.image_size, "mean": PREPROCESS.mean, "std": PREPROCESS.std,
@@ -51,15 +51,16 @@ def _world_base():
 
 
 def world_datasets() -> tuple[str, ...]:
-    from mmlop.data.world import SUITE
+    from mmlop.world import SUITE
 
     return tuple(f"world/{name}" for name in SUITE)
 
 
 def register() -> None:
-    """Register the built-in base and datasets (idempotent; called on ``import mmlop``)."""
+    """Register the built-in base and datasets (idempotent; called by :func:`mmlop._builtins.ensure_registered`
+    on the first lookup of a name no one registered)."""
     from mmlop.data.catalog import register_dataset
-    from mmlop.data.world import SUITE
+    from mmlop.world import SUITE
     from mmlop.model.factory import register_base
 
     register_base(WORLD_MODEL, _world_base)

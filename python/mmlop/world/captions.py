@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmlop.data.world.generator import FAMILIES, Attributes
+from mmlop.world.generator import FAMILIES, Attributes
 
 _SYNONYMS: dict[str, tuple[str, ...]] = {
     "cross": ("cross", "cross", "plus sign"),

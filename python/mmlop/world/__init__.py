@@ -3,11 +3,11 @@
 The world is synthetic; numbers measured on it say nothing about real benchmarks.
 """
 
-from mmlop.data.world.generator import FAMILIES, IMAGE_SIZE, Attributes, generate
-from mmlop.data.world.model import PREPROCESS, WorldPreprocess, load_world_clip, read_world_clip_config, to_tensor
-from mmlop.data.world.shift import Shift, apply_shift
-from mmlop.data.world.suite import SUITE, WorldClass, WorldDatasetSpec, generate_split, materialize_suite
-from mmlop.data.world.zeroshot import suite_zeroshot, zeroshot_accuracies, zeroshot_accuracy
+from mmlop.world.generator import FAMILIES, IMAGE_SIZE, Attributes, generate
+from mmlop.world.model import PREPROCESS, WorldPreprocess, load_world_clip, read_world_clip_config, to_tensor
+from mmlop.world.shift import Shift, apply_shift
+from mmlop.world.suite import SUITE, WorldClass, WorldDatasetSpec, generate_split, materialize_suite
+from mmlop.world.zeroshot import suite_zeroshot, zeroshot_accuracies, zeroshot_accuracy
 
 __all__ = [
     "FAMILIES",

@@ -1,4 +1,4 @@
-"""Tests of mmlop.cache: the native feature store through its Python API."""
+"""Tests of mmlop.features: the native feature store through its Python API."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmlop.cache import (
+from mmlop.features import (
     FeatureStore,
     StoreError,
     image_key,
     model_fingerprint,
     stack_keys,
     text_key,
-    view_seed,
 )
 
 FP = "sha256:test-model"
@@ -214,17 +213,10 @@ def test_a_changed_image_file_misses_the_cache(tmp_path):
     assert not store.get([image_key(FP, img, "t", 0)])[1].any()
 
 
-def test_view_seed_is_deterministic_and_distinct():
-    seeds = {view_seed(s, i, v) for s in range(3) for i in range(20) for v in range(4)}
-    assert len(seeds) == 3 * 20 * 4
-    assert view_seed(1, 2, 3) == view_seed(1, 2, 3)
-    assert all(0 <= s < 2**63 for s in seeds)
-
-
 # Opens each file in a child process and reports how it went; a crash would kill the child with a signal.
 _OPEN_ALL = """
 import json, sys
-from mmlop.cache import FeatureStore, StoreError
+from mmlop.features import FeatureStore, StoreError
 results = {}
 for path, verify in json.loads(sys.argv[1]):
     try:
@@ -355,7 +347,7 @@ def test_training_reads_the_same_frozen_features_as_computing_them(tmp_path, tok
     from mmlop.model import MMLoP, base_from_model
     from mmlop.model.teacher import frozen_text_features
     from mmlop.training.batches import EpochBatchSampler, SeededViews
-    from mmlop.training.features import FrozenFeatures, view_lookup
+    from mmlop.training.frozen import FrozenFeatures, view_lookup
     from mmlop.training.loop import TrainStep
     from tiny_models import make_tiny_clip
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,11 @@ from open_clip.model import CLIP
 from open_clip.tokenizer import SimpleTokenizer
 from safetensors.torch import load_file
 
-from mmlop.data.world.generator import IMAGE_SIZE
+from mmlop._io import read_json
+from mmlop.data.transforms import CLIP_MEAN, CLIP_STD
+from mmlop.world.generator import IMAGE_SIZE
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 WORLD_CLIP_NAME = "world_clip"
 
 #: open_clip model config (the ``model_cfg`` of an open_clip JSON config).
@@ -26,8 +27,7 @@ MODEL_CFG: dict[str, Any] = {
     "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4},
 }
 # Same normalisation as OpenAI CLIP, so one preprocessing path serves the world and real checkpoints.
-IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
-IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+IMAGE_MEAN, IMAGE_STD = CLIP_MEAN, CLIP_STD
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,7 @@ def read_world_clip_config(assets_dir: Path | None = None) -> dict[str, Any]:
         ValueError: it is not valid JSON or lacks a required key.
     """
     path = Path(assets_dir or ASSETS_DIR) / f"{WORLD_CLIP_NAME}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: world CLIP config not found (run scripts/pretrain_world.py)")
-    try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    cfg = read_json(path, "the world CLIP config (written by scripts/pretrain_world.py)")
     for key in ("model_cfg", "weights", "sha256", "context_length"):
         if key not in cfg:
             raise ValueError(f"{path}: missing key {key!r}")

@@ -1,6 +1,6 @@
-"""Frozen-feature cache: frozen CLIP features computed once, then read from a memory-mapped store.
+"""The frozen-feature store: frozen CLIP features computed once, then read from a memory-mapped file.
 
-A cache file holds fixed-width float16 or float32 rows addressed by 16-byte content keys, for one
+A store file holds fixed-width float16 or float32 rows addressed by 16-byte content keys, for one
 frozen base model. The keys say what a row is the feature *of*:
 
 - :func:`text_key` - (model fingerprint, class name, template set): the frozen text ensemble of a class.
@@ -14,9 +14,10 @@ and publishes the new rows atomically (a new file is written, fsynced and rename
 a writer lock), so several processes can read while one writes. Each write rewrites the file, so fill
 the cache in large batches (it is meant to be filled once and read many times).
 
-For training with pre-enumerated augmented views, draw view ``v`` of image ``i`` from a generator seeded
-with :func:`view_seed` (``seed, i, v``): the same view is then reproducible in any run, and its frozen
-image feature can be read from the cache under ``image_key(fp, path, transform_id, v)``.
+For training with pre-enumerated augmented views, the training code draws view ``v`` of an image from a
+generator seeded by that view's own key, ``image_key(fp, path, transform_id, v)`` (see
+:mod:`mmlop.training.batches`): the same view is then reproducible in any run, and its frozen image feature
+is the row stored under the same key.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from typing import Union
 import numpy as np
 import torch
 
-from mmlop._native import Store, StoreError
+from mmlop._native import Store
 from mmlop._native import merge as _merge
+from mmlop.errors import StoreError
 
 __all__ = [
     "FeatureStore",
@@ -40,7 +42,6 @@ __all__ = [
     "model_fingerprint",
     "stack_keys",
     "text_key",
-    "view_seed",
 ]
 
 KEY_BYTES = 16
@@ -312,15 +313,3 @@ def image_key(fingerprint: str, path: str | os.PathLike, transform_id: str, view
     resolved = Path(path).resolve()
     st = os.stat(resolved)
     return _digest("mmlop.image.v1", fingerprint, resolved, st.st_size, st.st_mtime_ns, transform_id, int(view_id))
-
-
-def view_seed(seed: int, image_index: int, view_id: int) -> int:
-    """Deterministic seed for drawing view ``view_id`` of image ``image_index`` in a run seeded ``seed``.
-
-    Use it as ``torch.Generator().manual_seed(view_seed(seed, i, v))`` for the augmentation of that view, so
-    every run draws the same pre-enumerated views and their frozen features can come from the cache.
-
-    Returns:
-        An int in ``[0, 2**63)``.
-    """
-    return int.from_bytes(_digest("mmlop.view.v1", int(seed), int(image_index), int(view_id), size=8), "little") >> 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmlop.data.world.generator import IMAGE_SIZE
+from mmlop.world.generator import IMAGE_SIZE
 
 
 @dataclass(frozen=True)

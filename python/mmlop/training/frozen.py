@@ -1,4 +1,4 @@
-"""Frozen CLIP features for training, from the memory-mapped feature cache when one is configured.
+"""Frozen CLIP features for training, from the memory-mapped feature store when one is configured.
 
 - Text: the template ensemble g0 of each class, keyed by (model fingerprint, class name, template set), so it is
   computed once and reused across seeds, protocols and runs.
@@ -19,10 +19,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from mmlop.cache import FeatureStore, StoreError, image_key, model_fingerprint, text_key
+from mmlop.features import FeatureStore, image_key, model_fingerprint, text_key
+from mmlop.errors import StoreError
 from mmlop.model.prompted import MMLoP
 from mmlop.model.teacher import frozen_text_features
-from mmlop.training.batches import key_seed
+from mmlop.training.batches import draw_seeded, key_seed
 
 
 class FrozenFeatures:
@@ -111,9 +112,7 @@ class ViewsOf(Dataset):
 
     def __getitem__(self, j: int):
         i, v = self.pairs[j]
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(key_seed(self.keys[i][v]))
-            return self.dataset[i]
+        return draw_seeded(self.dataset, i, key_seed(self.keys[i][v]))
 
 
 def view_lookup(table: Tensor) -> Callable[[Tensor, Tensor], Tensor]:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmlop.data.world.captions import captions_for
-from mmlop.data.world.generator import BACKGROUNDS, FAMILIES, IMAGE_SIZE, generate
-from mmlop.data.world.model import world_tokenizer
+from mmlop.world.captions import captions_for
+from mmlop.world.generator import BACKGROUNDS, FAMILIES, IMAGE_SIZE, generate
+from mmlop.world.model import world_tokenizer
 
 
 def test_same_seed_and_index_give_the_same_image_in_any_batch():

@@ -1,7 +1,7 @@
 """The synthetic few-shot suite: datasets of generated images under a dataset-level shift.
 
 Each dataset fixes some attributes per class (its shape, colour, pattern or a pair of them) and draws the
-others at random, then applies its :class:`~mmlop.data.world.shift.Shift`. Base classes (the first
+others at random, then applies its :class:`~mmlop.world.shift.Shift`. Base classes (the first
 ``ceil(C/2)`` labels, as in the protocol) carry a class-correlated cue in their train and val images only: a
 fixed value of another attribute (position by default), with probability ``shortcut``. Test images never carry it, so a
 method that latches onto the cue gains nothing on test, and a method that distorts the shared features to fit
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmlop.data.world.generator import FAMILIES, IMAGE_SIZE, generate
-from mmlop.data.world.shift import Shift, apply_shift
+from mmlop.world.generator import FAMILIES, IMAGE_SIZE, generate
+from mmlop.world.shift import Shift, apply_shift
 
 SUITE_VERSION = 1
 MANIFEST = "manifest.json"

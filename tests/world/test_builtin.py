@@ -4,14 +4,14 @@ import pytest
 import torch
 
 import mmlop
-from mmlop.builtin import WORLD_MODEL, world_datasets
+from mmlop.world.builtin import WORLD_MODEL, world_datasets
 from mmlop.config import LossConfig, PromptConfig
 from mmlop.templates import get_templates
 from mmlop.data.transforms import build_test_transform, build_train_transform
 from mmlop.training import build_config
 from mmlop.training.config import OptimConfig
-from mmlop.training.evaluate import accuracy
-from mmlop.training.loop import fit
+from mmlop.training.evaluate import EvalConfig, accuracy
+from mmlop.training.loop import FitCheckpoint, FitConfig, FitData, fit
 
 
 def test_world_preset_is_the_default_and_complete():
@@ -32,14 +32,16 @@ def test_a_few_mmlop_epochs_raise_base_accuracy_on_the_world(tmp_path):
     labels = [int(y) for y in splits.test.labels]
 
     def base_accuracy():
-        return accuracy(model, test, labels, splits.classnames, batch_size=250)["accuracy"]
+        return accuracy(model, test, labels, splits.classnames, EvalConfig(batch_size=250))["accuracy"]
 
     before = base_accuracy()
     g0 = mmlop.frozen_text_features(model, splits.classnames, get_templates("imagenet_templates_60"))
     train = mmlop.ImageDataset(splits.train, build_train_transform(base.image_size, base.mean, base.std,
                                                                     scale=(0.5, 1.0)))
-    fit(model, train, None, splits.classnames, g0, optim=OptimConfig(epochs=4, lr=0.01, batch_size=4),
-        loss=LossConfig(lambda_text=12.5, lambda_image=5.0), seed=1, run_dir=tmp_path, digest="t", progress=False)
+    fit(model, FitData(train, splits.classnames, g0),
+        FitConfig(OptimConfig(epochs=4, lr=0.01, batch_size=4), LossConfig(lambda_text=12.5, lambda_image=5.0), seed=1,
+                  progress=False),
+        FitCheckpoint(tmp_path, digest="t"))
     after = base_accuracy()
     assert after >= before + 3.0, (before, after)
 
@@ -47,7 +49,7 @@ def test_a_few_mmlop_epochs_raise_base_accuracy_on_the_world(tmp_path):
 def test_the_world_is_generated_under_mmlop_home_never_under_a_data_root(tmp_path, monkeypatch):
     import os
 
-    from mmlop.builtin import world_data_root
+    from mmlop.world.builtin import world_data_root
 
     assert world_data_root() == __import__("pathlib").Path(os.environ["MMLOP_HOME"]) / "world"
     root = tmp_path / "user-data"

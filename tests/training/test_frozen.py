@@ -13,8 +13,8 @@ from mmlop.data import ImageDataset, Items
 from mmlop.data.transforms import build_train_transform
 from mmlop.model import MMLoP, base_from_model
 from mmlop.training.config import OptimConfig
-from mmlop.training.features import FrozenFeatures, view_lookup
-from mmlop.training.loop import fit
+from mmlop.training.frozen import FrozenFeatures, view_lookup
+from mmlop.training.loop import FitCheckpoint, FitConfig, FitData, fit
 from tiny_models import make_tiny_clip
 from tolerances import max_rel
 
@@ -68,8 +68,9 @@ def test_cached_views_train_like_on_the_fly_frozen_features(tmp_path, images, mo
     runs = {}
     for name, fn in (("cached", view_lookup(table)), ("on_the_fly", None)):
         m = MMLoP(model.base_info, PromptConfig(depth=2), generator=torch.Generator().manual_seed(0))
-        fit(m, dataset, None, CLASSES, g0, optim=OptimConfig(epochs=3, batch_size=4, lr=0.01), loss=LossConfig(),
-            seed=5, run_dir=tmp_path / name, digest="d", frozen_image_fn=fn, view_keys=keys, progress=False)
+        fit(m, FitData(dataset, CLASSES, g0, frozen_image_fn=fn, view_keys=keys),
+            FitConfig(OptimConfig(epochs=3, batch_size=4, lr=0.01), LossConfig(), seed=5, progress=False),
+            FitCheckpoint(tmp_path / name, digest="d"))
         runs[name] = (m, [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()])
     for a, b in zip(runs["cached"][1], runs["on_the_fly"][1]):
         # Epoch-mean losses of the same runs: same amplification, same bound (loss_image starts near 0, hence an abs floor).

@@ -76,13 +76,17 @@ class PromptFactors(nn.Module):
             ``(p_text, p_vision)``: (L_t, T, d_t) and (L_v, V, d_v) fp32 tensors, or None for a modality
             without prompts.
         """
-        v_text = getattr(self, "text", None)
-        v_vision = getattr(self, "vision", None)
+        u_text, u_vision = self.up_projections()
+        return expand_prompts(u_text, getattr(self, "text", None), u_vision, getattr(self, "vision", None))
+
+    def up_projections(self) -> tuple[Tensor | None, Tensor | None]:
+        """``(U_t, U_v)``: the one shared tensor twice, each modality's own, or None for a full-rank or absent
+        modality. The configuration decides sharing here; the ops read it from ``U_v is U_t``."""
         if self.config.rank is None:
-            return expand_prompts(v_text, v_vision)
+            return None, None
         if self.config.is_shared:
-            return expand_prompts(v_text, v_vision, self.up, self.up)
-        return expand_prompts(v_text, v_vision, getattr(self, "up_text", None), getattr(self, "up_vision", None))
+            return self.up, self.up
+        return getattr(self, "up_text", None), getattr(self, "up_vision", None)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmlop.data.world.suite import MANIFEST, SUITE, _generate_split_with_cue, generate_split, materialize_suite
+from mmlop.world.suite import MANIFEST, SUITE, _generate_split_with_cue, generate_split, materialize_suite
 
 FIRST = next(iter(SUITE))
 SMALL = dict(train_per_class=3, val_per_class=1, test_per_class=2)

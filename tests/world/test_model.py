@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from mmlop.data.world.model import ASSETS_DIR, PREPROCESS, load_world_clip, read_world_clip_config, sha256_file
-from mmlop.data.world.suite import class_axes
-from mmlop.data.world.zeroshot import zeroshot_accuracies
+from mmlop.world.model import ASSETS_DIR, PREPROCESS, load_world_clip, read_world_clip_config, sha256_file
+from mmlop.world.suite import class_axes
+from mmlop.world.zeroshot import zeroshot_accuracies
 
 
 @pytest.fixture(scope="module")

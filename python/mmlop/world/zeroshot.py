@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from open_clip.model import CLIP
 
-from mmlop.data.world.captions import FAMILY_PROMPTS
-from mmlop.data.world.generator import FAMILIES, generate
-from mmlop.data.world.model import to_tensor
+from mmlop.metrics import harmonic_mean
+from mmlop.world.captions import FAMILY_PROMPTS
+from mmlop.world.generator import FAMILIES, generate
+from mmlop.world.model import to_tensor
 
 _BATCH = 256
 
@@ -120,7 +121,7 @@ def suite_zeroshot(
     Returns:
         ``{dataset: {"base": acc, "novel": acc, "hm": harmonic mean}}``, accuracies in [0, 1].
     """
-    from mmlop.data.world.suite import SUITE, generate_split
+    from mmlop.world.suite import SUITE, generate_split
 
     out = {}
     for name in names or list(SUITE):
@@ -135,6 +136,6 @@ def suite_zeroshot(
             preds = _predict(model, tokenizer, feats[sel], prompts[lo:hi])
             accs[half] = float((preds == labels[sel.numpy()] - lo).mean())
         b, n = accs["base"], accs["novel"]
-        accs["hm"] = 2 * b * n / (b + n) if b + n > 0 else 0.0
+        accs["hm"] = harmonic_mean(b, n)
         out[name] = accs
     return out

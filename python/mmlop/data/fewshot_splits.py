@@ -1,5 +1,6 @@
-"""Where a run's few-shot subset comes from (protocol §2.2.4): a reference pickle, our JSON cache, or a fresh
-draw, and writing our JSON cache atomically.
+"""Where a run's few-shot subset comes from (protocol §2.2.4): a reference pickle, our JSON split file (a draw
+saved once and reused, so every run with the same K and seed trains on the same images), or a fresh draw; and
+writing our split file atomically.
 
 Only ``split_fewshot/`` (or a user ``cache_dir``) is ever written; reference pickles are only read.
 """
@@ -9,27 +10,26 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
-from mmlop._io import umask_mode
+from mmlop._io import atomic_write_bytes
 from mmlop.data.errors import DatasetError
 from mmlop.data.fewshot import VAL_SHOTS_CAP, fewshot_indices
 from mmlop.data.items import Items
 from mmlop.data.pickle_compat import read_reference_pickle, reroot
 from mmlop.data.readers import RawDataset
 
-__all__ = ["FEWSHOT_SOURCES", "CACHE_FORMAT", "resolve_fewshot", "cache_path", "write_cache"]
+__all__ = ["FEWSHOT_SOURCES", "SPLIT_FILE_FORMAT", "resolve_fewshot", "split_file_path", "write_split_file"]
 
 FEWSHOT_SOURCES = ("auto", "reference_pickle", "own", "resample")
-CACHE_FORMAT = "mmlop-fewshot/1"
+SPLIT_FILE_FORMAT = "mmlop-fewshot/1"
 
 
-def cache_path(raw: RawDataset, k: int, seed: int, cache_dir: str | None) -> str | None:
-    """Our JSON cache file, or None when there is nowhere to keep one (custom data without ``cache_dir``)."""
+def split_file_path(raw: RawDataset, k: int, seed: int, cache_dir: str | None) -> str | None:
+    """Our JSON split file, or None when there is nowhere to keep one (custom data without ``cache_dir``)."""
     name = f"shot_{k}-seed_{seed}.json"
     if cache_dir is not None:
         return os.path.join(cache_dir, raw.cache_name or raw.key, name)
@@ -80,15 +80,15 @@ def _from_reference_pickle(raw: RawDataset, path: str, k: int) -> tuple[np.ndarr
     return _select(raw, path, rows, k)
 
 
-def _from_own_cache(raw: RawDataset, path: str, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+def _from_own_split_file(raw: RawDataset, path: str, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}: line {e.lineno}, column {e.colno}: malformed JSON: {e.msg}") from None
-    expected = {"format": CACHE_FORMAT, "dataset": raw.key, "num_shots": k, "seed": seed, "split_sha256": raw.split_sha256}
+    expected = {"format": SPLIT_FILE_FORMAT, "dataset": raw.key, "num_shots": k, "seed": seed, "split_sha256": raw.split_sha256}
     if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected a {CACHE_FORMAT} object")
+        raise DatasetError(f"{path}: expected a {SPLIT_FILE_FORMAT} object")
     for field, want in expected.items():
         if data.get(field) != want:
             raise DatasetError(f"{path}: {field} is {data.get(field)!r}; expected {want!r} (stale or foreign cache)")
@@ -106,34 +106,23 @@ def _from_own_cache(raw: RawDataset, path: str, k: int, seed: int) -> tuple[np.n
     return train, val, str(data.get("source"))
 
 
-def write_cache(
+def write_split_file(
     raw: RawDataset, path: str, k: int, seed: int, source: str, train_idx: np.ndarray, val_idx: np.ndarray
 ) -> bool:
-    """Writes our JSON cache atomically (temporary file + rename). Returns False, with a warning, if the
+    """Writes our JSON split file atomically (:func:`mmlop._io.atomic_write_bytes`). Returns False, with a warning, if the
     folder is not writable."""
 
     def rows(items: Items, idx: np.ndarray) -> list:
         return [[items.rel_path(i), int(items.labels[i]), raw.classnames[items.labels[i]]] for i in idx.tolist()]
 
     data = {
-        "format": CACHE_FORMAT, "dataset": raw.key, "num_shots": k, "seed": seed, "source": source,
+        "format": SPLIT_FILE_FORMAT, "dataset": raw.key, "num_shots": k, "seed": seed, "source": source,
         "split_sha256": raw.split_sha256, "train": rows(raw.train, train_idx), "val": rows(raw.val, val_idx),
     }
-    folder = os.path.dirname(path)
-    tmp = None
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".shot_", suffix=".json.tmp")
-        os.fchmod(fd, umask_mode())  # shared with the other users of the data root, not 0600
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write_bytes(path, json.dumps(data, indent=1).encode("utf-8"))
         return True
     except OSError as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
         warnings.warn(f"{path}: cannot write the few-shot cache ({e}); pass cache_dir= "
                       "(mmlop train --cache-dir) to keep it elsewhere", stacklevel=3)
         return False
@@ -144,7 +133,7 @@ def resolve_fewshot(
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Chooses the few-shot subset for ``(k, seed)``.
 
-    ``auto``: a valid reference pickle, else our JSON cache, else a fresh draw (then cached).
+    ``auto``: a valid reference pickle, else our JSON split file, else a fresh draw (then saved as one).
     ``reference_pickle``: the reference pickle or an error. ``own``: our cache, else a fresh draw (cached).
     ``resample``: a fresh draw, neither read from nor written to any cache.
 
@@ -163,7 +152,7 @@ def resolve_fewshot(
     """
     if source not in FEWSHOT_SOURCES:
         raise ValueError(f"fewshot_source must be one of {FEWSHOT_SOURCES}, got {source!r}")
-    own = cache_path(raw, k, seed, cache_dir)
+    own = split_file_path(raw, k, seed, cache_dir)
     if source in ("auto", "reference_pickle"):
         pkl = os.path.join(raw.dataset_dir, "split_fewshot", f"shot_{k}-seed_{seed}.pkl") if raw.dataset_dir else None
         if pkl is not None and os.path.isfile(pkl):
@@ -175,7 +164,7 @@ def resolve_fewshot(
                 warnings.warn(f"{e}; not using it", stacklevel=2)
             else:
                 if own is not None and not os.path.exists(own):
-                    write_cache(raw, own, k, seed, "reference_pickle", train, val)
+                    write_split_file(raw, own, k, seed, "reference_pickle", train, val)
                 return train, val, {"fewshot_source": "reference_pickle", "fewshot_cache": pkl}
         elif source == "reference_pickle":
             raise DatasetError(
@@ -184,12 +173,12 @@ def resolve_fewshot(
             )
     if source in ("auto", "own") and own is not None and os.path.isfile(own):
         try:
-            train, val, origin = _from_own_cache(raw, own, k, seed)
+            train, val, origin = _from_own_split_file(raw, own, k, seed)
             return train, val, {"fewshot_source": "own_cache", "fewshot_cache": own, "fewshot_origin": origin}
         except DatasetError as e:
             warnings.warn(f"{e}; drawing a new subset", stacklevel=2)
     rng = random.Random(seed)  # train first, then val, from one stream (protocol §2.1)
     train = fewshot_indices(raw.train.labels, k, rng)
     val = fewshot_indices(raw.val.labels, min(k, VAL_SHOTS_CAP), rng) if raw.sample_val and len(raw.val) else np.zeros(0, np.int64)
-    written = source != "resample" and own is not None and write_cache(raw, own, k, seed, "sampled", train, val)
+    written = source != "resample" and own is not None and write_split_file(raw, own, k, seed, "sampled", train, val)
     return train, val, {"fewshot_source": "sampled", "fewshot_cache": own if written else None}
