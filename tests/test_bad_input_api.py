@@ -130,7 +130,7 @@ def test_a_damaged_prompts_folder_is_refused_naming_the_file(tiny_base, tmp_path
 
 
 def test_a_damaged_feature_cache_is_moved_aside_and_rebuilt(tiny_base, tmp_path):
-    from mmlop.training.features import FrozenFeatures
+    from mmlop.training.frozen import FrozenFeatures
 
     model = MMLoP(tiny_base, PromptConfig(depth=2))
     first = FrozenFeatures(model, tmp_path).text(["cat", "dog"], ["a {}."], "t")
@@ -151,11 +151,11 @@ def test_a_damaged_feature_cache_is_moved_aside_and_rebuilt(tiny_base, tmp_path)
 
 @pytest.mark.parametrize("mask", [0o002, 0o022, 0o077])
 def test_written_files_take_their_permissions_from_the_umask(tmp_path, mask):
-    from mmlop.data.fewshot_cache import write_cache
+    from mmlop.data.fewshot_splits import write_split_file
     from mmlop.data.items import Items
     from mmlop.data.readers import RawDataset
 
-    from mmlop.cache import FeatureStore
+    from mmlop.features import FeatureStore
 
     old = os.umask(mask)
     try:
@@ -164,7 +164,7 @@ def test_written_files_take_their_permissions_from_the_umask(tmp_path, mask):
         store.put(np.zeros((1, 16), np.uint8), np.ones((1, 4), np.float32))  # written by the Rust store
         items = Items.from_pairs(str(tmp_path), ["a.png", "b.png"], [0, 1])
         raw = RawDataset("k", ["x", "y"], items, Items.empty(), Items.empty(), "sha")
-        assert write_cache(raw, str(tmp_path / "split_fewshot" / "shot_1-seed_1.json"), 1, 1, "own",
+        assert write_split_file(raw, str(tmp_path / "split_fewshot" / "shot_1-seed_1.json"), 1, 1, "own",
                            np.array([0, 1]), np.zeros(0, np.int64))
     finally:
         os.umask(old)

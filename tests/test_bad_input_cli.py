@@ -19,6 +19,7 @@ from mmlop.errors import MmlopError
 from mmlop.model import base_from_model
 from mmlop.model.factory import register_base
 from mmlop.training import build_config
+from mmlop.training import runner
 from mmlop.training.runner import RUN_MARKER, Runner, RunExistsError, RunInterrupted, dataset_folder
 from tiny_models import make_tiny_clip
 
@@ -256,7 +257,7 @@ def test_a_run_that_failed_before_training_can_simply_be_run_again(colours, tmp_
 
 def test_an_unfinished_run_needs_resume(colours, tmp_path, base):
     cfg = _cfg([colours], tmp_path)
-    Runner(cfg, base=base)._prepare_folder()
+    Runner(cfg, base=base).folder.prepare(write=True)
     seed = tmp_path / "run" / dataset_folder(str(colours)) / "seed1"
     seed.mkdir(parents=True)
     (seed / "checkpoint.safetensors").write_bytes(b"")  # training had begun
@@ -267,7 +268,7 @@ def test_an_unfinished_run_needs_resume(colours, tmp_path, base):
 
 
 def test_a_refused_resume_names_the_settings_that_differ(colours, tmp_path, base):
-    Runner(_cfg([colours], tmp_path), base=base)._prepare_folder()
+    Runner(_cfg([colours], tmp_path), base=base).folder.prepare(write=True)
     before = tree_sha256(tmp_path)
     with pytest.raises(RunExistsError, match=r"optim.lr: 0.0025 in the run, 0.01 now.*shots: 2 in the run, 3 now"):
         Runner(_cfg([colours], tmp_path, shots=3, **{"optim.lr": 0.01}), base=base, resume=True,
@@ -277,7 +278,7 @@ def test_a_refused_resume_names_the_settings_that_differ(colours, tmp_path, base
 
 def test_resume_with_nothing_to_resume_says_so(colours, tmp_path, base):
     with pytest.warns(UserWarning, match="--resume: .* holds no run to resume; starting a new run"):
-        Runner(_cfg([colours], tmp_path), base=base, resume=True)._prepare_folder()
+        Runner(_cfg([colours], tmp_path), base=base, resume=True).folder.prepare(write=True)
 
 
 def test_more_shots_than_images_records_and_prints_the_shots_used(colours, tmp_path, base):
@@ -295,7 +296,7 @@ def test_an_interrupt_names_the_epoch_and_how_to_continue(colours, tmp_path, bas
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Runner, "_fit", interrupted)
+    monkeypatch.setattr(runner, "fit", interrupted)  # the runner's training call
     with pytest.raises(RunInterrupted, match=r"interrupted at epoch 1 in .*seed1; continue with --resume") as e:
         Runner(_cfg([colours], tmp_path), base=base).run()
     assert isinstance(e.value, MmlopError) and e.value.exit_code == 130

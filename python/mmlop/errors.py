@@ -29,6 +29,7 @@ __all__ = [
     "RunExistsError",
     "RunInterrupted",
     "StoreError",
+    "TemplateError",
     "TrainingDivergedError",
     "UnsupportedModelError",
     "WeightsFileError",
@@ -87,6 +88,13 @@ class PromptFileError(MmlopError, ValueError):
 
 class PromptFileNotFoundError(MmlopError, FileNotFoundError):
     """A prompts folder, or one of its two files, does not exist."""
+
+
+class TemplateError(MmlopError, KeyError):
+    """An unknown template list name; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class InputError(MmlopError, ValueError):

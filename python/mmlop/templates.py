@@ -6,14 +6,7 @@ import functools
 import json
 from importlib import resources
 
-from mmlop.errors import MmlopError
-
-
-class TemplateError(MmlopError, KeyError):
-    """An unknown template list name; the message lists the known ones."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+from mmlop.errors import TemplateError
 
 
 @functools.lru_cache(maxsize=1)
