@@ -11,7 +11,11 @@ use pyo3::types::PyType;
 static DATASET_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static STORE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-fn package_type<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
+fn package_type<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
     cell.import(py, "mmlop.errors", name)
 }
 
