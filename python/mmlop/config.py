@@ -202,6 +202,18 @@ def config_from_dict(cls: type[T], data: dict[str, Any], *, source: str = "confi
     return cls(**typed)  # type: ignore[call-arg]
 
 
+def dotted_items(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as ``{dotted key: value}`` (``{"optim": {"lr": 0.01}}`` -> ``{"optim.lr": 0.01}``), the
+    keys ``--set`` and :func:`mmlop.training.config.apply_overrides` take."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.update(dotted_items(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 class JsonConfigMixin:
     """``to_dict``/JSON round trips shared by every config dataclass."""
 

@@ -15,6 +15,7 @@ import statistics
 from importlib import resources
 from typing import Any
 
+from mmlop.config import dotted_items
 from mmlop.training.config import RunConfig
 
 REFERENCE_FILE = "reference_results.json"
@@ -40,16 +41,6 @@ def reference_results() -> dict[str, Any]:
     if data.get("format") != REFERENCE_FORMAT:
         raise ValueError(f"mmlop/{REFERENCE_FILE}: format {data.get('format')!r}, expected {REFERENCE_FORMAT!r}")
     return data
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _fmt(v: Any, most: int = 4) -> str:
@@ -113,7 +104,7 @@ def setting_differences(config: RunConfig, base: dict[str, Any] | None = None) -
         extra = [d for d in config.datasets if d not in BENCHMARK_DATASETS]
         if extra:
             diffs.append(f"datasets {_fmt(extra)} (paper: the {len(BENCHMARK_DATASETS)} benchmark datasets only)")
-    ours, theirs = _flat(config.to_dict()), _flat(paper.to_dict())
+    ours, theirs = dotted_items(config.to_dict()), dotted_items(paper.to_dict())
     for key in sorted(ours, key=lambda k: (k != "optim.epochs", k)):  # epochs first: the usual difference
         if key in _IGNORED or ours[key] == theirs.get(key):
             continue

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mmlop._io import atomic_write_bytes, atomic_write_json
-from mmlop.config import ConfigError, PromptConfig
+from mmlop.config import ConfigError, PromptConfig, dotted_items
 from mmlop.data.image import ImageDataset
 from mmlop.data.loading import load_dataset
 from mmlop.data.splits import DatasetSplits
@@ -492,21 +492,11 @@ def _started(folder: Path) -> bool:
     return any(True for _ in folder.rglob("results.json")) or any(True for _ in folder.rglob(CHECKPOINT_FILE))
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _differences(before: Any, now: dict, limit: int = 5) -> str:
     """``key: run value -> this value`` for the settings that differ (the first ``limit``)."""
     if not isinstance(before, dict):
         return "its config.json is not a settings object"
-    a, b = _flatten(before), _flatten(now)
+    a, b = dotted_items(before), dotted_items(now)
     keys = sorted(k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>"))
     shown = [f"{k}: {a.get(k, '<unset>')!r} in the run, {b.get(k, '<unset>')!r} now" for k in keys[:limit]]
     return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
