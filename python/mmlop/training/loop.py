@@ -51,16 +51,19 @@ class TrainStep(nn.Module):
 
     def forward(self, images: Tensor, labels: Tensor, frozen_image: Tensor) -> LossTerms:
         m = self.model
-        p_text, p_vision = m.prompt_tensors()
+        # Under autocast only the encoders run in low precision: prompt factors and losses stay float32.
+        with torch.autocast(images.device.type, enabled=False):
+            p_text, p_vision = m.prompt_tensors()
         if p_text is not None:
-            chunks = self.class_tokens.split(self.text_chunk) if self.text_chunk else [self.class_tokens]
-            text = torch.cat([m.encode_text(c, text_prompts=p_text) for c in chunks])  # (C, D)
+            text = m.class_text_features(tokens=self.class_tokens, text_prompts=p_text,
+                                         chunk_size=self.text_chunk)  # (C, D)
         else:
             text = self.frozen_text
         image = m.encode_image(images, vision_prompts=p_vision)  # (B, D)
         s = m.logit_scale
-        out = drift_corrected_logits(image, text, self.frozen_text, s, correct=self.loss.udc)
-        return mmlop_loss(out, labels, frozen_image, self.frozen_text, s, self.loss)
+        with torch.autocast(images.device.type, enabled=False):
+            out = drift_corrected_logits(image.float(), text.float(), self.frozen_text, s, correct=self.loss.udc)
+            return mmlop_loss(out, labels, frozen_image, self.frozen_text, s, self.loss)
 
 
 @dataclass
@@ -71,11 +74,42 @@ class FitResult:
 
 
 def autocast_context(device: torch.device, precision: str):
-    """bf16/fp16 autocast on CUDA for the amp precisions; a no-op context otherwise (fp32, CPU)."""
-    if device.type == "cuda" and precision in ("amp_bf16", "amp_fp16"):
-        dtype = torch.bfloat16 if precision == "amp_bf16" else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
+    """The autocast context of a precision: bf16 on CUDA or the CPU, fp16 on CUDA, nothing for fp32.
+
+    bf16 on the CPU pays where the CPU has bf16 arithmetic (``avx512_bf16`` or AMX); elsewhere oneDNN emulates
+    it and the step may be slower than float32 (see :func:`cpu_has_bf16`).
+
+    Args:
+        device: Where the step runs.
+        precision: ``fp32``, ``amp_bf16`` or ``amp_fp16``.
+
+    Returns:
+        A context manager.
+
+    Raises:
+        ValueError: for ``amp_fp16`` off CUDA, an amp precision on another device type, or an unknown precision.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in ("amp_bf16", "amp_fp16"):
+        raise ValueError(f"precision {precision!r}: expected fp32, amp_bf16 or amp_fp16")
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "amp_bf16" else torch.float16)
+    if precision == "amp_fp16":
+        raise ValueError(f"precision 'amp_fp16' needs CUDA (device is {device}); on the CPU use amp_bf16 or fp32")
+    if device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    raise ValueError(f"precision {precision!r} is supported on cuda and cpu devices, not {device.type}")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (``avx512_bf16`` or AMX flags in ``/proc/cpuinfo``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames: Sequence[str], frozen_text: Tensor,
@@ -97,7 +131,8 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
         run_dir: Where ``checkpoint.safetensors`` and ``metrics.jsonl`` are written (main process only).
         digest: Settings digest stored in checkpoints; resuming with other settings is refused.
         resume: Continue from ``run_dir``'s checkpoint if there is one.
-        device, precision: ``precision`` is ``fp32``, ``amp_bf16`` or ``amp_fp16`` (autocast on CUDA only).
+        device, precision: ``precision`` is ``fp32``, ``amp_bf16`` (CUDA or CPU) or ``amp_fp16`` (CUDA only);
+            under autocast the encoders run in low precision, prompt factors and losses in float32.
         text_chunk: Classes per text-encoder pass (0 = all).
         num_workers: DataLoader workers.
         dist_info: Data-parallel rank and world size.
@@ -114,6 +149,7 @@ def fit(model: MMLoP, dataset: Dataset, labels: Sequence[int] | None, classnames
     run_dir = Path(run_dir)
     if labels is not None and len(labels) and (min(labels) < 0 or max(labels) >= len(classnames)):
         raise ValueError(f"training labels span [{min(labels)}, {max(labels)}] but there are {len(classnames)} classes")
+    autocast_context(device, precision)  # refuse a precision the device cannot run before any work
     model.train()
     params = list(model.trainable_parameters())
     opt = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
