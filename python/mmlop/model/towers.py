@@ -134,17 +134,44 @@ def _mlp(mlp: nn.Module, h: Tensor) -> Tensor:
     return mlp(h)
 
 
-def _lean_supported(block: nn.Module, batch_first: bool) -> bool:
+def _lean_supported(block: nn.Module) -> bool:
     """Whether mmlop may run ``block`` itself: open_clip's plain pre-norm block with one fused qkv projection."""
     attn = getattr(block, "attn", None)
     return (type(block) is ResidualAttentionBlock and not hasattr(block, "ln_1_kv")
             and isinstance(attn, nn.MultiheadAttention) and attn._qkv_same_embed_dim
-            and bool(attn.batch_first) == batch_first)
+            and attn.in_proj_weight is not None)
+
+
+def _attention(attn: nn.MultiheadAttention, h: Tensor, index: Tensor | None, pooled: bool,
+               mask: Tensor | None) -> Tensor:
+    """Self-attention of ``attn`` on the batch-first (B, n, d) input ``h``, for every query or the pooled one.
+
+    nn.MultiheadAttention transposes a batch-first input to (n, B, d) and projects the strided view, which
+    torch cannot fold into one GEMM: it runs a batched matmul over a weight expanded n times (ViT-B/16 on a
+    2-core AMD EPYC: half of a bf16 step went to those copies, see benchmarks/bench_train_step.py's profile).
+    Here the projections are single GEMMs on contiguous rows. ``mask`` is (n, n), or (B, n) with ``pooled``.
+    """
+    b, n, d = h.shape
+    heads = attn.num_heads
+    w, bias = attn.in_proj_weight, attn.in_proj_bias
+    if pooled:
+        h_p = h[:, 0] if index is None else h[torch.arange(b, device=h.device), index]  # (B, d)
+        q = F.linear(h_p, w[:d], None if bias is None else bias[:d]).view(b, heads, 1, d // heads)  # (B, H, 1, d/H)
+        kv = F.linear(h, w[d:], None if bias is None else bias[d:])  # (B, n, 2d)
+        k, v = kv.view(b, n, 2, heads, d // heads).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, n, d/H) each
+        mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, n)
+    else:
+        qkv = F.linear(h, w, bias)  # (B, n, 3d)
+        q, k, v = qkv.view(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, n, d/H) each
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask.to(q.dtype))
+    o = o.transpose(1, 2).reshape(b, -1, d)  # (B, n or 1, d)
+    return attn.out_proj(o)
 
 
 def _lean_block(block: nn.Module, x: Tensor, attn_mask: Tensor | None) -> Tensor:
-    """open_clip's ``ResidualAttentionBlock.forward`` with the MLP through the fused QuickGELU (same values)."""
-    x = x + block.ls_1(block.attention(q_x=block.ln_1(x), attn_mask=attn_mask))
+    """open_clip's ``ResidualAttentionBlock.forward`` (batch first) with contiguous projections and the MLP
+    through the fused QuickGELU: the same function up to float rounding."""
+    x = x + block.ls_1(_attention(block.attn, block.ln_1(x), None, False, attn_mask))
     return x + block.ls_2(_mlp(block.mlp, block.ln_2(x)))
 
 
@@ -156,20 +183,8 @@ def _pooled_block(block: nn.Module, x: Tensor, index: Tensor | None, key_mask: T
     the output, so this equals the full block at that token up to float rounding, at about 1/n of its MLP and
     projection cost. ``key_mask`` (B, n) is the additive attention mask of each pooled query's row, or None.
     """
-    attn = block.attn
-    b, n, d = x.shape
-    heads = attn.num_heads
-    h = block.ln_1(x)  # (B, n, d)
-    x_p = x[:, 0] if index is None else x[torch.arange(b, device=x.device), index]  # (B, d)
-    h_p = h[:, 0] if index is None else h[torch.arange(b, device=x.device), index]  # (B, d)
-    w, bias = attn.in_proj_weight, attn.in_proj_bias
-    q = F.linear(h_p, w[:d], None if bias is None else bias[:d])  # (B, d)
-    kv = F.linear(h, w[d:], None if bias is None else bias[d:])  # (B, n, 2d)
-    k, v = kv.view(b, n, 2, heads, d // heads).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, n, d/H) each
-    q = q.view(b, heads, 1, d // heads)  # (B, H, 1, d/H)
-    mask = None if key_mask is None else key_mask.to(q.dtype)[:, None, None, :]  # (B, 1, 1, n)
-    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, 1, d/H)
-    y = x_p + block.ls_1(attn.out_proj(o.reshape(b, d)))  # (B, d)
+    x_p = x[:, 0] if index is None else x[torch.arange(x.shape[0], device=x.device), index]  # (B, d)
+    y = x_p + block.ls_1(_attention(block.attn, block.ln_1(x), index, True, key_mask)[:, 0])  # (B, d)
     return y + block.ls_2(_mlp(block.mlp, block.ln_2(y)))
 
 
@@ -187,7 +202,8 @@ def _run_blocks(transformer: nn.Module, x: Tensor, mask: Tensor | None, prompts:
     batch-first sequence, whose result is returned as is (the pooled-token path); otherwise open_clip's own
     block modules run and the full (B, n, d) sequence is returned.
     """
-    batch_first = getattr(transformer, "batch_first", True)
+    # The lean blocks run batch first whatever the transformer's own layout.
+    batch_first = getattr(transformer, "batch_first", True) or last is not None
     seq_dim = 1 if batch_first else 0
     if not batch_first:
         x = x.transpose(0, 1)  # NLD -> LND, as open_clip's Transformer.forward does
@@ -198,7 +214,6 @@ def _run_blocks(transformer: nn.Module, x: Tensor, mask: Tensor | None, prompts:
         if 1 <= i < depth:
             x = _set_slots(x, prompts[i], start, seq_dim)
         if last is not None and i == len(blocks) - 1:
-            x = x if batch_first else x.transpose(0, 1)
             return _run_block(functools.partial(last, block), x, checkpointing)
         if last is not None:
             x = _run_block(functools.partial(_lean_block, block), x, checkpointing, mask)
@@ -213,8 +228,7 @@ def _lean_path(transformer: nn.Module, prompts: Tensor | None, lean: bool) -> bo
     # The frozen encoders (no prompts) keep open_clip's exact modules, so they stay bit-identical to open_clip.
     if not lean or prompts is None or prompts.shape[0] == 0:
         return False
-    batch_first = getattr(transformer, "batch_first", True)
-    return all(_lean_supported(b, batch_first) for b in transformer.resblocks)
+    return all(_lean_supported(b) for b in transformer.resblocks)
 
 
 def encode_text(tower: TextTower, tokens: Tensor, prompts: Tensor | None = None, *, truncate: bool = True,
