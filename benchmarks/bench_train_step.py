@@ -8,6 +8,7 @@ memory), in one run.
 - mmlop: the default step (``TrainStep``): length buckets, the lean blocks (fused QuickGELU, pooled-token last
   block); frozen text features g0 and the frozen features of the pre-enumerated views come from the cache.
 - mmlop-unfused: the default with open_clip's QuickGELU expression instead of the fused op (what the op saves).
+- mmlop-nockpt: the default without checkpointing its first text blocks (what the lean default trades).
 - mmlop-ckpt: the default with gradient checkpointing of every encoder block (``--grad-checkpoint``).
 - mmlop-bf16: the default under ``--precision amp_bf16`` (CPU autocast; prompts and losses float32).
 - peers-gelu, mmlop-gelu: the same two designs on ``ViT-B-16`` (exact GELU), optional.
@@ -32,8 +33,9 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, os.path.dirname(__file__))
 
-VARIANTS = ("peers", "mmlop-v0", "mmlop", "mmlop-unfused", "mmlop-ckpt", "mmlop-bf16", "peers-gelu", "mmlop-gelu")
-DEFAULT_VARIANTS = ("peers", "mmlop-v0", "mmlop", "mmlop-unfused", "mmlop-ckpt", "mmlop-bf16")
+VARIANTS = ("peers", "mmlop-v0", "mmlop", "mmlop-nockpt", "mmlop-unfused", "mmlop-ckpt", "mmlop-bf16", "peers-gelu",
+            "mmlop-gelu")
+DEFAULT_VARIANTS = ("peers", "mmlop-v0", "mmlop", "mmlop-nockpt", "mmlop-unfused", "mmlop-ckpt", "mmlop-bf16")
 
 
 def _text_tokens(tokens, mode: str) -> int:
@@ -68,6 +70,8 @@ def child(variant: str, classes: int, batch: int, steps: int, device: str, profi
     model = MMLoP(base).to(dev)
     model.use_checkpoint = variant == "mmlop-ckpt"
     model.lean_blocks = not (peers or variant == "mmlop-v0")
+    if peers or variant in ("mmlop-v0", "mmlop-nockpt"):
+        model.checkpoint_text_blocks = 0
     if variant == "mmlop-unfused":
         towers.quick_gelu = quick_gelu_reference  # this process only: open_clip's expression inside the lean block
     precision = "amp_bf16" if variant == "mmlop-bf16" else "fp32"

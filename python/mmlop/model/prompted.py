@@ -63,6 +63,10 @@ class MMLoP(nn.Module):
         self.truncate_text = True
         #: Prompted passes through the lean blocks (fused QuickGELU, pooled-token last block); see model/towers.py.
         self.lean_blocks = True
+        #: Without ``use_checkpoint``, checkpoint the first this many text blocks while training (the lean
+        #: default). Text blocks are the cheapest to recompute per byte saved (n <= 77 tokens, so no n^2 term):
+        #: ViT-B/16 x 500 classes: see the mmlop vs mmlop-nockpt rows of benchmarks/bench_train_step.py.
+        self.checkpoint_text_blocks = 6
 
     # nn.Module -----------------------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "MMLoP":
@@ -155,7 +159,8 @@ class MMLoP(nn.Module):
             p = text_prompts if text_prompts is not None else self.prompt_tensors()[0]
         x = towers.encode_text(self.text_tower, tokens, p,
                                truncate=self.truncate_text if truncate is None else truncate,
-                               use_checkpoint=self.use_checkpoint, lean=self.lean_blocks)
+                               use_checkpoint=self.use_checkpoint, lean=self.lean_blocks,
+                               checkpoint_blocks=self.checkpoint_text_blocks)
         return F.normalize(x, dim=-1) if normalize else x
 
     def class_text_features(self, classnames: Sequence[str] | None = None, *, text_prompts: Tensor | None = None,

@@ -195,8 +195,11 @@ def _run_block(fn: Callable[..., Tensor], x: Tensor, use_checkpoint: bool, *args
 
 
 def _run_blocks(transformer: nn.Module, x: Tensor, mask: Tensor | None, prompts: Tensor | None, start: int,
-                use_checkpoint: bool, last: Callable[[nn.Module, Tensor], Tensor] | None = None) -> Tensor:
+                use_checkpoint: bool, last: Callable[[nn.Module, Tensor], Tensor] | None = None,
+                checkpoint_first: int = 0) -> Tensor:
     """Run every residual block; before block i (1 <= i < L) the prompt slots are overwritten with prompt i.
+
+    Blocks are checkpointed (recomputed in backward) with ``use_checkpoint``, else the first ``checkpoint_first``.
 
     With ``last`` the blocks are run through :func:`_lean_block` and the final block is ``last(block, x)`` on the
     batch-first sequence, whose result is returned as is (the pooled-token path); otherwise open_clip's own
@@ -213,12 +216,13 @@ def _run_blocks(transformer: nn.Module, x: Tensor, mask: Tensor | None, prompts:
     for i, block in enumerate(blocks):
         if 1 <= i < depth:
             x = _set_slots(x, prompts[i], start, seq_dim)
+        ckpt = checkpointing or i < checkpoint_first
         if last is not None and i == len(blocks) - 1:
-            return _run_block(functools.partial(last, block), x, checkpointing)
+            return _run_block(functools.partial(last, block), x, ckpt)
         if last is not None:
-            x = _run_block(functools.partial(_lean_block, block), x, checkpointing, mask)
+            x = _run_block(functools.partial(_lean_block, block), x, ckpt, mask)
         else:
-            x = _run_block(functools.partial(block, attn_mask=mask), x, checkpointing)
+            x = _run_block(functools.partial(block, attn_mask=mask), x, ckpt)
     if not batch_first:
         x = x.transpose(0, 1)
     return x
@@ -232,7 +236,7 @@ def _lean_path(transformer: nn.Module, prompts: Tensor | None, lean: bool) -> bo
 
 
 def encode_text(tower: TextTower, tokens: Tensor, prompts: Tensor | None = None, *, truncate: bool = True,
-                use_checkpoint: bool = False, lean: bool = True) -> Tensor:
+                use_checkpoint: bool = False, lean: bool = True, checkpoint_blocks: int = 0) -> Tensor:
     """Text features with deep prompts replacing the placeholder tokens 1..T (method.md §2.1).
 
     Args:
@@ -244,6 +248,7 @@ def encode_text(tower: TextTower, tokens: Tensor, prompts: Tensor | None = None,
         use_checkpoint: Gradient checkpointing of each block.
         lean: With prompts, run the blocks with the fused QuickGELU and the last block for the end-of-text token
             only (exact up to fp32 rounding). Without prompts open_clip's own blocks always run.
+        checkpoint_blocks: Checkpoint only the first this many blocks (when ``use_checkpoint`` is False).
 
     Returns:
         (C, D) projected, unnormalised features.
@@ -264,10 +269,11 @@ def encode_text(tower: TextTower, tokens: Tensor, prompts: Tensor | None = None,
         # A row whose end-of-text token is the last position sees every key: no mask needed (length buckets).
         key_mask = None if bool((eot == n - 1).all()) else mask[eot]  # (C, n)
         x = _run_blocks(tower.transformer, x, mask, prompts, 1, use_checkpoint,
-                        last=lambda block, h: _pooled_block(block, h, eot, key_mask))  # (C, d_t)
+                        last=lambda block, h: _pooled_block(block, h, eot, key_mask),
+                        checkpoint_first=checkpoint_blocks)  # (C, d_t)
         x = tower.ln_final(x)
     else:
-        x = _run_blocks(tower.transformer, x, mask, prompts, 1, use_checkpoint)
+        x = _run_blocks(tower.transformer, x, mask, prompts, 1, use_checkpoint, checkpoint_first=checkpoint_blocks)
         x = tower.ln_final(x)
         x = text_global_pool(x, tokens, tower.pool_type, eos_token_id=tower.eos_id)  # (C, d_t)
     proj = tower.text_projection
