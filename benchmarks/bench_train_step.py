@@ -107,16 +107,19 @@ def child(variant: str, classes: int, batch: int, steps: int, device: str, profi
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         sync()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     timed = times[1:] or times
+    # CPU seconds of this process (all its threads) change less than wall time when other jobs share the cores.
     row = {"variant": variant, "model": arch, "precision": precision, "step_s": round(min(timed), 3),
-           "all_steps_s": [round(t, 3) for t in times], "text_mode": text_mode,
+           "all_steps_s": [round(t, 3) for t in times], "step_cpu_s": round(min(cpu_times[1:] or cpu_times), 3),
+           "text_mode": text_mode,
            "text_tokens": _text_tokens(tokens, text_mode)}
     if dev.type == "cuda":
         row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
@@ -146,6 +149,8 @@ def ratios(rows: dict) -> dict:
             continue
         out[f"{name}_vs_{ref['variant']}"] = {"speedup": round(ref["step_s"] / row["step_s"], 2),
                                               "memory_fraction": round(row["peak_gib"] / ref["peak_gib"], 3)}
+        if "step_cpu_s" in ref:
+            out[f"{name}_vs_{ref['variant']}"]["cpu_time_speedup"] = round(ref["step_cpu_s"] / row["step_cpu_s"], 2)
     return out
 
 

@@ -193,3 +193,16 @@ def test_length_buckets_equal_single_truncation_in_class_order(tokenizer, custom
             want = model.encode_text(tokens, truncate=True)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)  # fp32 rounding: other product shapes
     assert len(length_buckets(eot)) == len(set(eot.tolist())) > 1
+
+
+def test_only_the_first_text_blocks_are_recomputed_in_backward(tiny_base):
+    model = MMLoP(tiny_base, PromptConfig(depth=3))
+    model.checkpoint_text_blocks = 1
+    blocks = model.text_tower.transformer.resblocks
+    calls = [0] * len(blocks)
+    handles = [b.ln_1.register_forward_hook(lambda m, a, o, i=i: calls.__setitem__(i, calls[i] + 1))
+               for i, b in enumerate(blocks)]
+    model.encode_text(model.class_tokens(CLASSES)).sum().backward()
+    for h in handles:
+        h.remove()
+    assert calls == [2, 1, 1]  # block 0 ran again in backward; the others kept their activations

@@ -65,7 +65,8 @@ class MMLoP(nn.Module):
         self.lean_blocks = True
         #: Without ``use_checkpoint``, checkpoint the first this many text blocks while training (the lean
         #: default). Text blocks are the cheapest to recompute per byte saved (n <= 77 tokens, so no n^2 term):
-        #: ViT-B/16 x 500 classes: see the mmlop vs mmlop-nockpt rows of benchmarks/bench_train_step.py.
+        #: ViT-B/16 x 500 classes on a 2-core AMD EPYC, 6 of 12 text blocks: peak 4.03 vs 4.52 GiB, which brings
+        #: the default under a quarter of the peers' 16.6 GiB (benchmarks/bench_train_step.py, mmlop-nockpt row).
         self.checkpoint_text_blocks = 6
 
     # nn.Module -----------------------------------------------------------------------------------------------
@@ -169,7 +170,8 @@ class MMLoP(nn.Module):
 
         The classes are grouped by end-of-text position and each group is encoded truncated to its own length,
         so no pass runs padding tokens (exact like single truncation: the causal mask makes later tokens
-        irrelevant to the pooled one). 1000 ImageNet names: 27 % fewer tokens than truncating all to the longest.
+        irrelevant to the pooled one). 1000 ImageNet-like names: 27 % fewer tokens than truncating all to the longest
+        (benchmarks/bench_text_truncation.py).
         ``chunk_size`` further splits a group to bound activation memory; gradients still reach the prompts
         through every pass. The result is in the order of ``classnames`` (or ``tokens``).
 

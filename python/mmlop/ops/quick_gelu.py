@@ -2,9 +2,9 @@
 
 Autograd on the plain expression keeps three tensors of the MLP's hidden size per block (``x``, the sigmoid
 and, for the projection after it, the product); :class:`QuickGELUFunction` keeps ``x`` alone and recomputes
-the sigmoid in backward. That is one hidden-sized tensor less per block: 4 x 3216 x 768 floats = 40 MB per
-ViT-B/16 image block at batch 16, measured as 0.5 GiB less peak memory in the train step (see
-``benchmarks/bench_train_step.py``).
+the sigmoid in backward. That is one hidden-sized tensor less per block (ViT-B/16 image block at batch 16:
+3216 x 3072 floats = 40 MB): 0.61 GiB less peak memory in the ViT-B/16 x 500 classes train step on a 2-core
+AMD EPYC (4.03 vs 4.64 GiB, ``benchmarks/bench_train_step.py`` rows mmlop and mmlop-unfused).
 
 ``quick_gelu_reference`` is the definition (open_clip's ``QuickGELU``); ``QuickGELUFunction`` runs the Triton
 kernels of :mod:`mmlop.kernels.quick_gelu` on CUDA (and under ``TRITON_INTERPRET=1``) or, elsewhere, the same
