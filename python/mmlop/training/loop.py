@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from mmlop.errors import MmlopError
-from mmlop.config import LossConfig
+from mmlop.config import ConfigError, LossConfig
 from mmlop.losses import LossTerms, mmlop_loss
 from mmlop.model.prompted import MMLoP
 from mmlop.ops.drift_logits import drift_corrected_logits
@@ -87,19 +87,19 @@ def autocast_context(device: torch.device, precision: str):
         A context manager.
 
     Raises:
-        ValueError: for ``amp_fp16`` off CUDA, an amp precision on another device type, or an unknown precision.
+        ConfigError: for ``amp_fp16`` off CUDA, an amp precision on another device type, or an unknown precision.
     """
     if precision == "fp32":
         return contextlib.nullcontext()
     if precision not in ("amp_bf16", "amp_fp16"):
-        raise ValueError(f"precision {precision!r}: expected fp32, amp_bf16 or amp_fp16")
+        raise ConfigError(f"precision {precision!r}: expected fp32, amp_bf16 or amp_fp16")
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "amp_bf16" else torch.float16)
     if precision == "amp_fp16":
-        raise ValueError(f"precision 'amp_fp16' needs CUDA (device is {device}); on the CPU use amp_bf16 or fp32")
+        raise ConfigError(f"precision 'amp_fp16' needs CUDA (device is {device}); on the CPU use amp_bf16 or fp32")
     if device.type == "cpu":
         return torch.autocast("cpu", dtype=torch.bfloat16)
-    raise ValueError(f"precision {precision!r} is supported on cuda and cpu devices, not {device.type}")
+    raise ConfigError(f"precision {precision!r} is supported on cuda and cpu devices, not {device.type}")
 
 
 def cpu_has_bf16() -> bool:
