@@ -27,9 +27,32 @@ def environment() -> dict:
             versions[mod] = __import__(mod).__version__
         except ImportError:
             pass
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, " \
-        f"{torch.get_num_threads()} torch threads, {platform.processor() or platform.machine()})"
-    return {"device": device, "commit": commit(), "versions": versions}
+    model, units = cpu_model_and_vector_units()
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({model}, " \
+        f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {' '.join(units) or 'no AVX'})"
+    return {"device": device, "cpu": {"model": model, "cores": os.cpu_count(), "vector_units": units,
+                                      "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()},
+            "commit": commit(), "versions": versions}
+
+
+#: The /proc/cpuinfo flags that decide how fast the same code runs here (the Intel and AMD machines differ).
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_model_and_vector_units() -> tuple[str, list[str]]:
+    """The CPU's model name and which of :data:`VECTOR_FLAGS` it has (from ``/proc/cpuinfo`` on Linux)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model, [u for u in VECTOR_FLAGS if u in flags]
 
 
 def write_result(name: str, payload: dict) -> Path:

@@ -6,7 +6,8 @@ Run (see benchmarks/README-ops.md):
         --benchmark-json=benchmarks/results/ops-<device>.json
 
 Sizes come from the real model configurations: ViT-B/16 (d_t=512, d_v=768, D=512) and ViT-L/14 (768/1024/768),
-the MMLoP default prompts (L=9, T=4, r=1, shared U), B=32 images and C=100 or 1000 classes. Triton cases need
+the MMLoP default prompts (L=9, T=4, r=1, shared U), B=32 images and C=100 or 1000 classes; QuickGELU on one
+block's MLP hidden activation (text: C classes x 10 tokens x 2048; image: 32 x 201 x 3072). Triton cases need
 CUDA and are skipped without it (this file is outside tests/, so the interpreter is not switched on); the
 ``torch.compile`` cases are skipped where compilation fails. Every row carries the device, torch and triton
 versions and sizes in ``extra_info``; pytest-benchmark adds the commit and machine.
@@ -22,6 +23,7 @@ import torch
 
 from mmlop.ops.drift_logits import DriftLogitsFunction, drift_corrected_logits_reference
 from mmlop.ops.prompt_expand import ExpandPromptsFunction, expand_prompts_reference
+from mmlop.ops.quick_gelu import QuickGELUFunction, quick_gelu_reference
 
 if os.environ.get("TRITON_INTERPRET") == "1":
     pytest.skip("benchmarks must not run under the Triton interpreter", allow_module_level=True)
@@ -181,4 +183,38 @@ def test_drift_logits(benchmark, model, C, impl, backward):
 
     _run_or_skip_compile(impl, step)
     _info(benchmark, op="drift_logits", impl=impl, model=model, B=B, C=C, D=D, backward=backward)
+    benchmark(step)
+
+
+# ---------------------------------------------------------------- QuickGELU
+
+
+QUICK_GELU_SITES = {
+    "text-C100": (100, 10, 2048),  # ViT-B/16 text MLP at the mean bucketed prompt length (9.5 tokens)
+    "text-C1000": (1000, 10, 2048),
+    "image-B32": (B, 201, 3072),  # ViT-B/16 image MLP with 4 vision prompts
+}
+
+
+def _quick_gelu_triton(x):
+    return QuickGELUFunction.apply(x, True)
+
+
+@pytest.mark.parametrize("site", list(QUICK_GELU_SITES))
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("backward", [False, True], ids=["fwd", "fwd+bwd"])
+def test_quick_gelu(benchmark, site, impl, backward):
+    shape = QUICK_GELU_SITES[site]
+    x = torch.randn(*shape, device=DEVICE).requires_grad_()
+    dy = torch.randn(*shape, device=DEVICE)
+    fn = _impl(impl, quick_gelu_reference, _quick_gelu_triton)
+
+    def step():
+        y = fn(x)
+        if backward:
+            torch.autograd.grad(y, (x,), dy)
+        _sync()
+
+    _run_or_skip_compile(impl, step)
+    _info(benchmark, op="quick_gelu", impl=impl, site=site, shape=list(shape), backward=backward)
     benchmark(step)

@@ -119,9 +119,10 @@ def test_widths_come_from_the_model_config():
 def test_gradient_checkpointing_and_text_chunks_give_the_same_gradients(tiny_base):
     images, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     grads = []
-    for checkpointing, chunk in ((False, 0), (True, 0), (False, 3)):
+    # (all blocks checkpointed, first text blocks checkpointed, classes per text pass)
+    for checkpointing, first, chunk in ((False, 0, 0), (True, 0, 0), (False, 1, 0), (False, 0, 3)):
         model = MMLoP(tiny_base, PromptConfig(depth=3), generator=torch.Generator().manual_seed(0))
-        model.use_checkpoint = checkpointing
+        model.use_checkpoint, model.checkpoint_text_blocks = checkpointing, first
         g0 = frozen_text_features(model, CLASSES, ["a photo of a {}."])
         step = TrainStep(model, model.class_tokens(CLASSES), g0, LossConfig(), text_chunk=chunk)
         with torch.no_grad():

@@ -18,8 +18,10 @@ from triton.compiler import ASTSource  # noqa: E402
 
 from mmlop.kernels import drift_logits as dl  # noqa: E402
 from mmlop.kernels import prompt_expand as pe  # noqa: E402
+from mmlop.kernels import quick_gelu as qg  # noqa: E402
 from mmlop.ops import drift_logits as dl_ops  # noqa: E402
 from mmlop.ops import prompt_expand as pe_ops  # noqa: E402
+from mmlop.ops import quick_gelu as qg_ops  # noqa: E402
 
 TARGET = GPUTarget("cuda", 90, 32)
 F32 = "*fp32"
@@ -85,6 +87,9 @@ def main() -> None:
             dict(HAS_T=True, HAS_V=True, SHARED=shared, R_T=2, R_V=2, BLOCK_T=16, BLOCK_R=2,
                  BLOCK_D=pe_ops._BLOCK_D),
         )
+    compile_kernel(qg.quick_gelu_fwd_kernel, dict(x_ptr=F32, y_ptr=F32), dict(N=i32), dict(BLOCK=qg_ops._BLOCK))
+    compile_kernel(qg.quick_gelu_bwd_kernel, dict(x_ptr="*bf16", dy_ptr="*bf16", dx_ptr="*bf16"), dict(N=i32),
+                   dict(BLOCK=qg_ops._BLOCK))
 
 
 if __name__ == "__main__":

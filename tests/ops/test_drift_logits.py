@@ -16,28 +16,31 @@ OUT_REL = 1e-5
 GRAD_REL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 
 
-def features(B, C, D, dtype, seed=0):
+def features(B, C, D, dtype, seed=0, device="cpu"):
     g = torch.Generator().manual_seed(seed)
     frozen = torch.randn(C, D, generator=g)
     # prompted text = frozen + a shared drift + class-specific noise, so the correction has something to remove
     text = frozen + 0.3 * torch.randn(1, D, generator=g) + 0.1 * torch.randn(C, D, generator=g)
     image = torch.randn(B, D, generator=g) * 3.0
-    return (image.to(dtype).requires_grad_(), text.to(dtype).requires_grad_(), frozen.to(dtype))
+    return (image.to(dtype).to(device).requires_grad_(), text.to(dtype).to(device).requires_grad_(),
+            frozen.to(dtype).to(device))
 
 
 def run(fn, image, text, frozen, scale, correct, out_grads, seed=1):
     out = fn(image, text, frozen, scale, correct)
     g = torch.Generator().manual_seed(seed)
-    loss = (out.logits * torch.randn(out.logits.shape, generator=g)).sum()
+    dev = out.logits.device
+    loss = (out.logits * torch.randn(out.logits.shape, generator=g).to(dev)).sum()
     if out_grads:  # the consistency loss also differentiates through the returned features
-        loss = loss + (out.image * torch.randn(out.image.shape, generator=g)).sum()
-        loss = loss + (out.text * torch.randn(out.text.shape, generator=g)).sum()
+        loss = loss + (out.image * torch.randn(out.image.shape, generator=g).to(dev)).sum()
+        loss = loss + (out.text * torch.randn(out.text.shape, generator=g).to(dev)).sum()
     leaves = [t for t in (image, text) if t.requires_grad]
     return out, torch.autograd.grad(loss, leaves)
 
 
-def compare(B, C, D, dtype, correct=True, scale=100.0, out_grads=True):
-    image, text, frozen = features(B, C, D, dtype)
+def compare(B, C, D, dtype, correct=True, scale=100.0, out_grads=True, device="cpu"):
+    image, text, frozen = features(B, C, D, dtype, device=device)
+    scale = scale.to(device) if isinstance(scale, torch.Tensor) else scale
     out, grads = run(drift_corrected_logits, image, text, frozen, scale, correct, out_grads)
     up = [t.detach().float().requires_grad_(t.requires_grad) for t in (image, text)]
     ref, ref_grads = run(drift_corrected_logits_reference, *up, frozen.float(), scale, correct, out_grads)
@@ -66,8 +69,8 @@ def compare(B, C, D, dtype, correct=True, scale=100.0, out_grads=True):
         pytest.param(8, 1000, 512, torch.float16, True, 100.0, True, id="C1000-D512-fp16", marks=pytest.mark.slow),
     ],
 )
-def test_triton_matches_reference(B, C, D, dtype, correct, scale, out_grads):
-    compare(B, C, D, dtype, correct, scale, out_grads)
+def test_triton_matches_reference(device, B, C, D, dtype, correct, scale, out_grads):
+    compare(B, C, D, dtype, correct, scale, out_grads, device=device)
 
 
 def test_gradient_only_for_the_text_side():

@@ -34,7 +34,8 @@ def test_every_kernel_compiles_to_a_cubin_for_sm90():
 
 
 #: The kernel variants the ops launch: drift correction on and off for each drift kernel but the stats one (which
-#: runs only with correction), prompt expansion's forward, and its backward with a shared and an independent U.
+#: runs only with correction), prompt expansion's forward, and its backward with a shared and an independent U;
+#: QuickGELU's forward and backward.
 EXPECTED_VARIANTS = [
     ("drift_stats_kernel", ("CORRECT=True",)),
     *[(kernel, (f"CORRECT={c}",)) for kernel in ("drift_logits_fwd_kernel", "drift_bwd_rows_kernel",
@@ -42,4 +43,6 @@ EXPECTED_VARIANTS = [
     ("expand_fwd_kernel", ()),
     ("expand_bwd_kernel", ("SHARED=True",)),
     ("expand_bwd_kernel", ("SHARED=False",)),
+    ("quick_gelu_fwd_kernel", ()),
+    ("quick_gelu_bwd_kernel", ()),
 ]

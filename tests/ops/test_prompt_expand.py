@@ -13,12 +13,12 @@ pytestmark = pytest.mark.numerics  # compares floating-point paths: rerun under 
 REL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 
 
-def make(mode, L, T, V, r_t, r_v, d_t, d_v, dtype, seed=0):
+def make(mode, L, T, V, r_t, r_v, d_t, d_v, dtype, seed=0, device="cpu"):
     """Factors for one configuration; mode in shared / independent / text_lowrank / full / text_only."""
     g = torch.Generator().manual_seed(seed)
 
     def p(*shape):
-        return (torch.randn(*shape, generator=g) * 0.5).to(dtype).requires_grad_()
+        return (torch.randn(*shape, generator=g) * 0.5).to(dtype).to(device).requires_grad_()
 
     if mode == "shared":
         u = p(L, T, r_t)
@@ -49,7 +49,7 @@ def run(fn, args, seed=1):
     loss = 0.0
     for p in (p_t, p_v):
         if p is not None:
-            loss = loss + (p.float() * torch.randn(p.shape, generator=g)).sum()
+            loss = loss + (p.float() * torch.randn(p.shape, generator=g).to(p.device)).sum()
     ls = leaves(args)
     grads = torch.autograd.grad(loss, list(ls.values()))
     return (p_t, p_v), dict(zip(ls, grads))
@@ -91,8 +91,8 @@ MATRIX = [pytest.param(*c.values, d.values[0], id=f"{d.id}-{c.id}") for c in CAS
 
 
 @pytest.mark.parametrize("mode,L,T,V,r_t,r_v,d_t,d_v,dtype", MATRIX)
-def test_triton_matches_reference(mode, L, T, V, r_t, r_v, d_t, d_v, dtype):
-    args = make(mode, L, T, V, r_t, r_v, d_t, d_v, dtype)
+def test_triton_matches_reference(device, mode, L, T, V, r_t, r_v, d_t, d_v, dtype):
+    args = make(mode, L, T, V, r_t, r_v, d_t, d_v, dtype, device=device)
     outs, grads = run(expand_prompts, args)
     ref_outs, ref_grads = run(expand_prompts_reference, upcast(args))  # exact upcast of the same values
     for name, o, r in zip(("P_text", "P_vision"), outs, ref_outs):

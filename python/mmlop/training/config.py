@@ -73,7 +73,9 @@ class RunConfig(JsonConfigMixin):
         name: Run name (the output folder under ``output_dir``).
         output_dir: Parent of run folders.
         device: ``auto`` (CUDA if available), ``cpu`` or ``cuda[:i]``.
-        precision: ``fp32``, ``amp_bf16`` or ``amp_fp16`` (CUDA only; fp16 uses a grad scaler).
+        precision: ``fp32``, ``amp_bf16`` (CUDA, or a CPU with bf16 arithmetic: ``avx512_bf16`` or AMX) or
+            ``amp_fp16`` (CUDA only; fp16 uses a grad scaler). Under autocast the encoders run in low precision;
+            prompt factors and losses stay float32.
         test_batch_size: Evaluation batch size.
         num_workers: DataLoader workers.
         text_chunk: Classes per text-encoder pass (bounds memory for 1000 classes); 0 = all at once.

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from mmlop.config import LossConfig
+from mmlop.config import ConfigError, LossConfig
 from mmlop.errors import TrainingDivergedError
 from mmlop.losses import LossTerms, mmlop_loss
 from mmlop.model.prompted import MMLoP
@@ -45,24 +45,58 @@ class TrainStep(nn.Module):
 
     def forward(self, images: Tensor, labels: Tensor, frozen_image: Tensor) -> LossTerms:
         m = self.model
-        p_text, p_vision = m.prompt_tensors()
+        # Under autocast only the encoders run in low precision: prompt factors and losses stay float32.
+        with torch.autocast(images.device.type, enabled=False):
+            p_text, p_vision = m.prompt_tensors()
         if p_text is not None:
-            chunks = self.class_tokens.split(self.text_chunk) if self.text_chunk else [self.class_tokens]
-            text = torch.cat([m.encode_text(c, text_prompts=p_text) for c in chunks])  # (C, D)
+            text = m.class_text_features(tokens=self.class_tokens, text_prompts=p_text,
+                                         chunk_size=self.text_chunk)  # (C, D)
         else:
             text = self.frozen_text
         image = m.encode_image(images, vision_prompts=p_vision)  # (B, D)
         s = m.logit_scale
-        out = drift_corrected_logits(image, text, self.frozen_text, s, correct=self.loss.udc)
-        return mmlop_loss(out, labels, frozen_image, self.frozen_text, s, self.loss)
+        with torch.autocast(images.device.type, enabled=False):
+            out = drift_corrected_logits(image.float(), text.float(), self.frozen_text, s, correct=self.loss.udc)
+            return mmlop_loss(out, labels, frozen_image, self.frozen_text, s, self.loss)
 
 
 def autocast_context(device: torch.device, precision: str):
-    """bf16/fp16 autocast on CUDA for the amp precisions; a no-op context otherwise (fp32, CPU)."""
-    if device.type == "cuda" and precision in ("amp_bf16", "amp_fp16"):
-        dtype = torch.bfloat16 if precision == "amp_bf16" else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
+    """The autocast context of a precision: bf16 on CUDA or the CPU, fp16 on CUDA, nothing for fp32.
+
+    bf16 on the CPU pays where the CPU has bf16 arithmetic (``avx512_bf16`` or AMX); elsewhere oneDNN emulates
+    it and the step may be slower than float32 (see :func:`cpu_has_bf16`).
+
+    Args:
+        device: Where the step runs.
+        precision: ``fp32``, ``amp_bf16`` or ``amp_fp16``.
+
+    Returns:
+        A context manager.
+
+    Raises:
+        ConfigError: for ``amp_fp16`` off CUDA, an amp precision on another device type, or an unknown precision.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in ("amp_bf16", "amp_fp16"):
+        raise ConfigError(f"precision {precision!r}: expected fp32, amp_bf16 or amp_fp16")
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "amp_bf16" else torch.float16)
+    if precision == "amp_fp16":
+        raise ConfigError(f"precision 'amp_fp16' needs CUDA (device is {device}); on the CPU use amp_bf16 or fp32")
+    if device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    raise ConfigError(f"precision {precision!r} is supported on cuda and cpu devices, not {device.type}")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (``avx512_bf16`` or AMX flags in ``/proc/cpuinfo``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @dataclass(frozen=True)
@@ -146,6 +180,7 @@ def fit(model: MMLoP, data: FitData, config: FitConfig, checkpoint: FitCheckpoin
     optim, loss, seed, precision = config.optim, config.loss, config.seed, config.precision
     classnames, frozen_text, frozen_image_fn = data.classnames, data.frozen_text, data.frozen_image_fn
     run_dir = Path(checkpoint.run_dir)
+    autocast_context(device, precision)  # refuse a precision the device cannot run before any work
     model.train()
     params = list(model.trainable_parameters())
     opt = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)

@@ -208,6 +208,7 @@ class Runner:
         self.dist = init_from_env(str(self.device)) if base is None else DistInfo()
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
+        autocast_context(self.device, config.precision)  # e.g. amp_fp16 on the CPU is refused before any work
         self._base = base
         self.folder = RunFolder(config, resume, fixed_name)
         self.templates = get_templates(config.method.teacher.templates)
