@@ -39,7 +39,7 @@ from mmlop.training.config import RunConfig
 from mmlop.training.distributed import DistInfo, barrier, init_from_env
 from mmlop.training.evaluate import EvalConfig, evaluate_split
 from mmlop.training.frozen import FrozenFeatures, view_lookup
-from mmlop.training.loop import FitCheckpoint, FitConfig, FitData, fit
+from mmlop.training.loop import FitCheckpoint, FitConfig, FitData, autocast_context, fit
 from mmlop.training.paper import compare_with_paper
 from mmlop.training.progress import RunProgress
 from mmlop.training.report import summarize, write_reports
