@@ -184,7 +184,8 @@ def test_an_hf_hub_model_loads_offline_from_a_warm_cache(tmp_path):
     _hub_cache(tmp_path / "hub", "tiny-org/tiny-clip")
     # huggingface_hub reads HF_HUB_OFFLINE and HF_HUB_CACHE when it is imported: a fresh process, as a user has.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "python"), os.environ.get("PYTHONPATH", "")])}
+           # The parent's import path: the installed package in CI, the source tree with PYTHONPATH=python.
+           "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", _HUB_CHECK, str(Path(__file__).parent)], env=env,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
