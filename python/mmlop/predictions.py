@@ -185,9 +185,9 @@ def _progress(total: int, enabled: bool):
     if not enabled:
         return None
     if sys.stderr.isatty():
-        from tqdm.auto import tqdm
+        from mmlop.training.progress import step_bar  # the one bar helper (torch-free)
 
-        return tqdm(total=total, desc="predict", unit="img", leave=False, dynamic_ncols=True)
+        return step_bar(total, "predict", enabled)
 
     class _Lines:
         """At most about ten lines however many images: one per tenth done, and the last."""
