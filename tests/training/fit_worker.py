@@ -50,6 +50,17 @@ def make_model() -> MMLoP:
     return MMLoP(base, PromptConfig(depth=2), generator=torch.Generator().manual_seed(7))
 
 
+def fixed_batch(n: int = 8):
+    """A fresh model, its frozen text features and one fixed batch: (model, g0, images, labels, frozen images)."""
+    model = make_model()
+    g0 = frozen_text_features(model, CLASSES, ["a photo of a {}.", "a {}."])
+    data = AugmentedImages()
+    images, labels = data.images[:n], torch.tensor(data.labels[:n])
+    with torch.no_grad():
+        f0 = model.encode_image(images, prompted=False, normalize=True)
+    return model, g0, images, labels, f0
+
+
 def run_fit(run_dir: Path, epochs: int, *, resume: bool = False, dist_info: DistInfo = DistInfo(),
             batch_size: int = 8, lr: float = 0.05) -> MMLoP:
     torch.set_num_threads(1)

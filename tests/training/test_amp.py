@@ -11,9 +11,8 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from fit_worker import CLASSES, AugmentedImages, make_model
+from fit_worker import CLASSES, fixed_batch, make_model
 from mmlop.config import LossConfig
-from mmlop.model.teacher import frozen_text_features
 from mmlop.ops import drift_logits, prompt_expand
 from mmlop.training import evaluate
 from mmlop.training.evaluate import EvalConfig, accuracy
@@ -45,12 +44,7 @@ def op_inputs(monkeypatch):
 
 def _one_step(amp: bool):
     """One TrainStep forward, backward and SGD step on a fixed batch; the loss terms, gradients and new factors."""
-    model = make_model()
-    g0 = frozen_text_features(model, CLASSES, ["a photo of a {}.", "a {}."])
-    data = AugmentedImages()
-    images, labels = data.images[:8], torch.tensor(data.labels[:8])
-    with torch.no_grad():
-        f0 = model.encode_image(images, prompted=False, normalize=True)
+    model, g0, images, labels, f0 = fixed_batch()
     step = TrainStep(model, model.class_tokens(CLASSES), g0, LossConfig())
     opt = torch.optim.SGD(list(model.trainable_parameters()), lr=0.05, momentum=0.9)
     with bf16_autocast() if amp else torch.autocast("cpu", enabled=False):

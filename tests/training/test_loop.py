@@ -117,18 +117,12 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
 @pytest.mark.numerics
 def test_one_training_step_through_the_fused_ops_matches_the_reference_path(monkeypatch):
     """Loss and every prompt gradient of one TrainStep, fused (Triton interpreter) against MMLOP_OPS=reference."""
-    from fit_worker import AugmentedImages, CLASSES, make_model
+    from fit_worker import CLASSES, fixed_batch
     from mmlop.config import LossConfig
-    from mmlop.model.teacher import frozen_text_features
     from mmlop.training.loop import TrainStep
 
     def step_grads():
-        model = make_model()
-        g0 = frozen_text_features(model, CLASSES, ["a photo of a {}.", "a {}."])
-        data = AugmentedImages()
-        images, labels = data.images[:8], torch.tensor(data.labels[:8])
-        with torch.no_grad():
-            f0 = model.encode_image(images, prompted=False, normalize=True)
+        model, g0, images, labels, f0 = fixed_batch()
         terms = TrainStep(model, model.class_tokens(CLASSES), g0, LossConfig())(images, labels, f0)
         terms.total.backward()
         return terms.total.detach(), {k: p.grad for k, p in model.prompts.named_parameters()}
