@@ -172,17 +172,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mmlop.data.loading import load_dataset
-    from mmlop.model.factory import load_base
-    from mmlop.model.io import load_prompts, read_prompt_config, saved_method
+    from mmlop.model.io import load_prompts_on_saved_base, read_prompt_config, saved_method
     from mmlop.training.evaluate import EvalConfig, evaluate_split
     from mmlop.training.runner import resolve_device
 
     meta = read_prompt_config(args.prompts)
     device = resolve_device(args.device)
-    model_name = args.model or meta["base"]["model"]
-    pretrained = args.pretrained if args.pretrained is not None else meta["base"]["pretrained"]
-    base = load_base(model_name, pretrained, device=device)
-    model = load_prompts(args.prompts, base)
+    model = load_prompts_on_saved_base(args.prompts, model=args.model, pretrained=args.pretrained, device=device)
     # The settings the prompts were trained and evaluated with, so that this scores what training-time
     # evaluation scored: the teacher templates, drift correction at test time, and the precision.
     method = saved_method(args.prompts)

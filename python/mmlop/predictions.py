@@ -162,8 +162,7 @@ def load_classifier(prompts: str | Path, classnames: Sequence[str], *, device: s
         PromptMismatchError: the base differs from the one the prompts were trained on.
     """
     from mmlop.inference import Classifier
-    from mmlop.model.factory import load_base
-    from mmlop.model.io import CONFIG_FILE, load_prompts, read_prompt_config, saved_method
+    from mmlop.model.io import CONFIG_FILE, load_prompts_on_saved_base, saved_method
     from mmlop.training.runner import resolve_device
 
     folder = Path(prompts)
@@ -172,12 +171,9 @@ def load_classifier(prompts: str | Path, classnames: Sequence[str], *, device: s
         raise PredictError(f"--prompts {folder}: {what}; expected a folder written by mmlop.save_prompts "
                            "(e.g. runs/<run>/<dataset>/seed1/prompts)")
     classnames = check_classnames(classnames)
-    meta = read_prompt_config(folder)
-    dev = resolve_device(device)
-    base = load_base(model or meta["base"]["model"],
-                     pretrained if pretrained is not None else meta["base"]["pretrained"], device=dev)
+    prompted = load_prompts_on_saved_base(folder, model=model, pretrained=pretrained, device=resolve_device(device))
     # The teacher the prompts were trained with: drift correction needs the same frozen g0 (as `mmlop eval`).
-    return Classifier(load_prompts(folder, base), classnames, udc=udc, teacher=saved_method(folder).teacher)
+    return Classifier(prompted, classnames, udc=udc, teacher=saved_method(folder).teacher)
 
 
 def _progress(total: int, enabled: bool):

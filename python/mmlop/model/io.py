@@ -13,7 +13,7 @@ from safetensors.torch import save as st_save
 from mmlop._io import atomic_write_bytes, atomic_write_json, read_json
 from mmlop.config import MethodConfig, PromptConfig
 from mmlop.errors import PromptFileError, PromptFileNotFoundError, PromptMismatchError
-from mmlop.model.factory import BaseCLIP
+from mmlop.model.factory import BaseCLIP, load_base
 from mmlop.model.prompted import MMLoP
 from mmlop.version import __version__
 
@@ -154,3 +154,23 @@ def load_prompts(path: str | Path, base: BaseCLIP, *, check_pretrained: bool = T
     device = next(base.model.parameters()).device
     model.prompts.load_state_dict({k: v.to(device) for k, v in tensors.items()})
     return model.to(device)
+
+
+def load_prompts_on_saved_base(path: str | Path, *, model: str | None = None, pretrained: str | None = None,
+                               device: str | torch.device = "cpu") -> MMLoP:
+    """Load saved prompts onto the base recorded with them (``mmlop_config.json``), as ``mmlop eval``,
+    ``predict`` and ``export`` do.
+
+    Args:
+        path: Folder written by :func:`save_prompts`.
+        model, pretrained: Override the recorded architecture / pretrained tag or checkpoint.
+        device: Where to put the model.
+
+    Raises:
+        PromptFileNotFoundError, PromptFileError: missing or malformed files.
+        PromptMismatchError: an override names a base the prompts were not trained on.
+    """
+    saved = read_prompt_config(path)["base"]
+    base = load_base(model or saved["model"], saved["pretrained"] if pretrained is None else pretrained,
+                     device=device)
+    return load_prompts(path, base)
